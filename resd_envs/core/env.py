@@ -1,0 +1,186 @@
+"""The single gymnasium env class shared by every resd benchmark.
+
+Episode: ``reset`` picks a task and returns its prompt; ``step(response)`` scores the response with
+the family's scorer and returns the feedback text as the next observation. With ``max_attempts=1``
+(default) the episode ends after one step; with more, the same task is kept and the model may retry
+after reading the feedback, until it passes or the attempts are used up.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium
+from gymnasium.error import ResetNeeded
+
+from resd_envs.core.family import Task, TaskFamily
+from resd_envs.core.results import FEEDBACK_DETAILS, REWARD_MODES, Evaluation
+from resd_envs.core.spaces import AnyText
+from resd_envs.errors import ConfigError, UnknownTaskError
+
+#: Keys present in every ``step`` info dict, in this order.
+STEP_INFO_KEYS: tuple[str, ...] = (
+    "passed",
+    "score",
+    "num_tests",
+    "num_passed",
+    "test_results",
+    "feedback",
+    "error_type",
+    "task_id",
+    "attempt",
+)
+
+
+class TaskEnv(gymnasium.Env[str, str]):
+    """Single-task text environment around a :class:`TaskFamily`.
+
+    ## Action space
+    ``AnyText``: the model's full response (any string; code is extracted by the family).
+
+    ## Observation space
+    ``AnyText``: the task prompt after ``reset``; the feedback text after ``step``.
+
+    ## Rewards
+    ``reward_mode="binary"``: 1.0 when every test case passes, else 0.0. ``"pass_rate"``: the fraction
+    of test cases passed. The per-test outcomes are in ``info["test_results"]``.
+
+    ## Episode end
+    ``terminated=True`` when the attempt passes or ``max_attempts`` attempts are used. ``truncated``
+    is always False (reserved for an outer TimeLimit).
+
+    ## Arguments
+    split: ``"train"`` or ``"test"`` (families may offer more).
+    reward_mode: ``"binary"`` or ``"pass_rate"``.
+    max_attempts: attempts per episode (>= 1); later attempts see the previous feedback.
+    feedback: ``"full"``, ``"summary"`` or ``"minimal"`` detail in the feedback text.
+    max_feedback_chars: cap on the feedback length (0 = no cap).
+    render_mode: ``None``, ``"ansi"`` or a family-specific mode such as ``"rgb_array"``.
+    **family_kwargs: passed to the family constructor (data paths, sandbox limits, ...).
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
+    family_class: ClassVar[type[TaskFamily]]
+
+    def __init__(
+        self,
+        split: str = "train",
+        reward_mode: str = "binary",
+        max_attempts: int = 1,
+        feedback: str = "full",
+        max_feedback_chars: int = 4000,
+        render_mode: str | None = None,
+        **family_kwargs: Any,
+    ) -> None:
+        problems = []
+        if reward_mode not in REWARD_MODES:
+            problems.append(f"reward_mode={reward_mode!r}: use one of {', '.join(REWARD_MODES)}")
+        if feedback not in FEEDBACK_DETAILS:
+            problems.append(f"feedback={feedback!r}: use one of {', '.join(FEEDBACK_DETAILS)}")
+        if not isinstance(max_attempts, int) or max_attempts < 1:
+            problems.append(f"max_attempts={max_attempts!r}: use an integer >= 1")
+        if not isinstance(max_feedback_chars, int) or max_feedback_chars < 0:
+            problems.append(f"max_feedback_chars={max_feedback_chars!r}: use an integer >= 0 (0 = no cap)")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            problems.append(
+                f"render_mode={render_mode!r}: use one of {', '.join(map(repr, self.metadata['render_modes']))} or None"
+            )
+        if problems:
+            raise ConfigError(f"invalid arguments for {self.family_class.env_id}:\n  - " + "\n  - ".join(problems))
+        self.family = self.family_class(**family_kwargs)
+        self.split = self.family.check_split(split)
+        self.reward_mode = reward_mode
+        self.max_attempts = max_attempts
+        self.feedback_detail = feedback
+        self.max_feedback_chars = max_feedback_chars
+        self.render_mode = render_mode
+        self.observation_space = AnyText()
+        self.action_space = AnyText()
+        self._task: Task | None = None
+        self._attempt = 0
+        self._done = True
+        self._last_text = ""
+        self._last_response: str | None = None
+
+    # -- gymnasium API ------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        super().reset(seed=seed)
+        tasks = self.family.tasks(self.split)
+        self._task = self._choose_task(tasks, options or {})
+        self._attempt = 0
+        self._done = False
+        self._last_response = None
+        self._last_text = str(self._task["prompt"])
+        info = {
+            "task_id": str(self._task["task_id"]),
+            "env_id": self.family.env_id,
+            "env_version": self.family.version,
+            "task_set_sha256": self.family.task_set_sha256(self.split),
+            "split": self.split,
+            "messages": [{"role": "user", "content": self._last_text}],
+        }
+        return self._last_text, info
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        if self._task is None or self._done:
+            raise ResetNeeded("call reset() before step(); the previous episode has ended")
+        response = action if isinstance(action, str) else str(action)
+        self._attempt += 1
+        evaluation = self.family.evaluate(
+            self._task, response, detail=self.feedback_detail, max_chars=self.max_feedback_chars
+        )
+        reward = evaluation.reward(self.reward_mode)
+        terminated = evaluation.passed or self._attempt >= self.max_attempts
+        self._done = terminated
+        self._last_text = evaluation.feedback
+        self._last_response = response
+        return evaluation.feedback, reward, terminated, False, self._step_info(evaluation)
+
+    def render(self) -> Any:
+        if self.render_mode == "ansi":
+            return self._last_text
+        if self.render_mode == "rgb_array":
+            if self._task is None:
+                raise ResetNeeded("call reset() before render()")
+            return self.family.render_rgb(self._task, self._last_response)
+        return None
+
+    def close(self) -> None:
+        close = getattr(self.family, "close", None)
+        if callable(close):
+            close()
+
+    # -- helpers ------------------------------------------------------------------------------
+    @property
+    def task(self) -> Task | None:
+        """The current task row (None before the first reset)."""
+        return self._task
+
+    def _choose_task(self, tasks: tuple[Task, ...], options: dict[str, Any]) -> Task:
+        unknown = set(options) - {"task_id", "task_index"}
+        if unknown:
+            raise ConfigError(f"unknown reset option(s) {sorted(unknown)}; supported: 'task_id', 'task_index'")
+        if "task_id" in options:
+            return self.family.task_by_id(str(options["task_id"]), self.split)
+        if "task_index" in options:
+            index = options["task_index"]
+            if not isinstance(index, int) or not -len(tasks) <= index < len(tasks):
+                raise UnknownTaskError(
+                    f"task_index {index!r} is out of range for split {self.split!r} with {len(tasks)} tasks"
+                )
+            return tasks[index]
+        return tasks[int(self.np_random.integers(len(tasks)))]
+
+    def _step_info(self, evaluation: Evaluation) -> dict[str, Any]:
+        assert self._task is not None
+        return {
+            "passed": evaluation.passed,
+            "score": float(evaluation.score),
+            "num_tests": evaluation.num_tests,
+            "num_passed": evaluation.num_passed,
+            "test_results": [t.as_dict() for t in evaluation.test_results],
+            "feedback": evaluation.feedback,
+            "error_type": evaluation.error_type,
+            "task_id": str(self._task["task_id"]),
+            "attempt": self._attempt,
+        }

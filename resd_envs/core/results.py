@@ -1,0 +1,150 @@
+"""Typed results shared by every environment.
+
+A family's scorer returns an :class:`Evaluation` (per-test outcomes, an error type, feedback text);
+the env turns it into a reward and an info dict, and :func:`resd_envs.verify` into a
+:class:`VerifyResult`. Everything here is plain data: picklable and JSON-serialisable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+#: The closed set of ``error_type`` values. ``None`` means the submission ran and was judged.
+ERROR_TYPES: tuple[str, ...] = (
+    "no_code",
+    "format_error",
+    "parse_error",
+    "runtime_error",
+    "timeout",
+    "memory_limit",
+    "output_limit",
+    "wrong_answer",
+    "sandbox_error",
+)
+
+RewardMode = Literal["binary", "pass_rate"]
+FeedbackDetail = Literal["full", "summary", "minimal"]
+REWARD_MODES: tuple[str, ...] = ("binary", "pass_rate")
+FEEDBACK_DETAILS: tuple[str, ...] = ("full", "summary", "minimal")
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """Outcome of one test case.
+
+    Attributes:
+        id: stable id of the test case within its task (e.g. ``"t07"`` or ``"t=0.3"``).
+        passed: whether the submission got this case right.
+        message: one short line saying what happened (shown in feedback and logs).
+        score: credit for this case in [0, 1]; 1.0/0.0 for pass/fail unless the family grades finer.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    id: str
+    passed: bool
+    message: str = ""
+    score: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-dict form used inside ``info``; ``score`` defaults to the pass/fail value."""
+        return {
+            "id": self.id,
+            "passed": bool(self.passed),
+            "message": self.message,
+            "score": float(self.passed if self.score is None else self.score),
+        }
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A family scorer's verdict on one response to one task.
+
+    ``passed`` is True only when every test case passed and there was no error. ``score`` is the
+    fraction of test cases passed (0.0 when the submission could not be run at all).
+    """
+
+    test_results: tuple[TestResult, ...]
+    error_type: str | None
+    feedback: str
+    num_tests: int = -1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.error_type is not None and self.error_type not in ERROR_TYPES:
+            raise ValueError(f"error_type {self.error_type!r} is not one of {ERROR_TYPES}")
+        if self.num_tests < 0:
+            object.__setattr__(self, "num_tests", len(self.test_results))
+
+    @property
+    def num_passed(self) -> int:
+        return sum(1 for t in self.test_results if t.passed)
+
+    @property
+    def score(self) -> float:
+        return self.num_passed / self.num_tests if self.num_tests else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.num_tests > 0 and self.num_passed == self.num_tests and self.error_type in (None,)
+
+    def reward(self, mode: str) -> float:
+        """The scalar reward: 1.0/0.0 for ``binary``, the passed fraction for ``pass_rate``."""
+        if mode == "binary":
+            return 1.0 if self.passed else 0.0
+        if mode == "pass_rate":
+            return float(self.score)
+        raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {mode!r}")
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """One scored submission, as returned by :func:`resd_envs.verify`."""
+
+    task_id: str
+    reward: float
+    score: float
+    passed: bool
+    num_tests: int
+    num_passed: int
+    error_type: str | None
+    feedback: str
+    test_results: tuple[dict[str, Any], ...]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_evaluation(cls, task_id: str, evaluation: Evaluation, reward_mode: str) -> VerifyResult:
+        return cls(
+            task_id=task_id,
+            reward=evaluation.reward(reward_mode),
+            score=float(evaluation.score),
+            passed=evaluation.passed,
+            num_tests=evaluation.num_tests,
+            num_passed=evaluation.num_passed,
+            error_type=evaluation.error_type,
+            feedback=evaluation.feedback,
+            test_results=tuple(t.as_dict() for t in evaluation.test_results),
+            extra=dict(evaluation.extra),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["test_results"] = list(self.test_results)
+        return out
+
+
+def cap_text(text: str, max_chars: int, *, marker: str = "\n[... feedback truncated: {n} more characters]") -> str:
+    """Truncate ``text`` to at most ``max_chars`` characters, saying how much was cut.
+
+    The marker itself counts toward the cap, so the result never exceeds ``max_chars``
+    (unless ``max_chars`` is smaller than the marker, in which case a hard cut is made).
+    """
+    if max_chars <= 0 or len(text) <= max_chars:
+        return text
+    tail = marker.format(n=len(text) - max_chars)
+    keep = max_chars - len(tail)
+    if keep <= 0:
+        return text[:max_chars]
+    tail = marker.format(n=len(text) - keep)
+    return text[:keep] + tail
