@@ -201,6 +201,8 @@ def _read_jobs(path: Path) -> list[tuple[str, str]]:
 
 
 def _is_bulky(value: Any) -> bool:
+    if isinstance(value, str):
+        return len(value) > 400
     return isinstance(value, (list, dict)) and len(json.dumps(value, default=str)) > 400
 
 

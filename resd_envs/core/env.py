@@ -29,6 +29,7 @@ STEP_INFO_KEYS: tuple[str, ...] = (
     "error_type",
     "task_id",
     "attempt",
+    "extra",
 )
 
 
@@ -183,4 +184,5 @@ class TaskEnv(gymnasium.Env[str, str]):
             "error_type": evaluation.error_type,
             "task_id": str(self._task["task_id"]),
             "attempt": self._attempt,
+            "extra": dict(evaluation.extra),
         }

@@ -147,4 +147,7 @@ def cap_text(text: str, max_chars: int, *, marker: str = "\n[... feedback trunca
     if keep <= 0:
         return text[:max_chars]
     tail = marker.format(n=len(text) - keep)
+    while keep > 0 and keep + len(tail) > max_chars:  # the count may have gained a digit
+        keep -= 1
+        tail = marker.format(n=len(text) - keep)
     return text[:keep] + tail

@@ -70,6 +70,13 @@ def test_cap_text_never_exceeds_cap(n: int) -> None:
     assert len(long) <= 60 and "truncated" in long
 
 
+def test_cap_text_holds_when_the_count_gains_a_digit() -> None:
+    for size in (95, 99, 100, 101, 995, 1000, 1001, 10_050):
+        text = "z" * size
+        for cap in range(1, 120):
+            assert len(cap_text(text, cap)) <= cap
+
+
 def test_any_text_space_admits_unicode_and_bounds() -> None:
     space = AnyText(max_length=10)
     assert "héllo ✓" in space and "" in space

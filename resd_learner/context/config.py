@@ -1,0 +1,87 @@
+"""Configuration of the context updater (reflect, curate, concise, solution buffer).
+
+Owns only the :class:`ContextConfig` dataclass and its validation. Defaults follow the official RESD
+scripts (resd-official.md §5, §9): a global playbook, concise every 4 updates, post-curation concise on,
+success tagging on, de-duplication on. The per-task budget and concise method are set by the run
+configs (200/staleness Manufactoria, 120/staleness BouncingSim-Easy and Finer, 150/prioritized
+BouncingSim-Medium).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+CONCISE_METHODS = ("staleness", "prioritized")
+
+
+@dataclass
+class ContextConfig:
+    """Settings of :class:`resd_learner.context.updater.ContextUpdater`."""
+
+    enabled: bool = True
+    """Run reflect / tag / curate / concise at all. When False, ``update`` only fills the solution buffer."""
+    reflect: bool = True
+    """Ask the student (diagnostic mode) for a reflection on every failed sample."""
+    curate: bool = True
+    """Turn each reflection into new playbook entries (needs ``reflect``)."""
+    solution_buffer: bool = True
+    """Keep the latest first successful response per example id (used as a demonstration later)."""
+    playbook_budget: int = 120
+    """Maximum number of playbook entries (``max_bullets`` in the official code)."""
+    concise_method: str = "staleness"
+    """Concise strategy: "staleness" or "prioritized" (paper Appendix D)."""
+    concise_frequency: int = 4
+    """Frequency trigger: concise (without the budget) at the start of every update whose index is a
+    positive multiple of this number. 0 disables the frequency trigger."""
+    concise_after_curation: bool = True
+    """After curation, concise with the budget enforced if the playbook exceeds ``playbook_budget``."""
+    tag_successes: bool = True
+    """Ask the student to tag the entries that helped a correct sample (only counts change)."""
+    deduplicate: bool = True
+    """Skip additions whose normalised text equals an existing entry or an earlier addition of the step."""
+    remove_thinking: bool = True
+    """Strip ``<think>…</think>`` from responses and from model outputs before use."""
+    max_reflection_tokens: int = 4096
+    """Generation cap the trainer should pass to its backend for reflector, tagger and curator calls.
+    The updater itself never counts tokens; it only forwards this value as documentation of intent."""
+    max_slot_chars: int = 16000
+    """Character cap for each long text slot (prompt, response, feedback, reflection) inside reflector,
+    tagger and curator prompts; longer texts keep their head and tail around a trimming marker. This
+    keeps those prompts bounded (the official code crashes when they overflow). 0 disables the cap."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` listing every invalid field with the value and the fix."""
+        problems: list[str] = []
+        if self.concise_method not in CONCISE_METHODS:
+            problems.append(
+                f"context.concise_method={self.concise_method!r} is unknown; "
+                f"use one of {list(CONCISE_METHODS)}"
+            )
+        if not isinstance(self.playbook_budget, int) or self.playbook_budget < 1:
+            problems.append(
+                f"context.playbook_budget={self.playbook_budget!r} must be a positive integer (e.g. 120)"
+            )
+        if not isinstance(self.concise_frequency, int) or self.concise_frequency < 0:
+            problems.append(
+                f"context.concise_frequency={self.concise_frequency!r} must be an integer >= 0 "
+                "(0 disables it)"
+            )
+        for name in ("max_reflection_tokens", "max_slot_chars"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                problems.append(f"context.{name}={value!r} must be an integer >= 0")
+        if self.curate and not self.reflect and self.enabled:
+            problems.append(
+                "context.curate=True needs context.reflect=True (curation reads the reflections); "
+                "set context.curate=False or context.reflect=True"
+            )
+        if problems:
+            raise ValueError("invalid ContextConfig:\n  - " + "\n  - ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form (JSON/YAML friendly)."""
+        return asdict(self)

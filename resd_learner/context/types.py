@@ -1,0 +1,49 @@
+"""Containers handed between the trainer and the context updater (pure data, no behaviour).
+
+``SampleView`` is what the updater sees of one rollout; ``Generate`` is the narrow generation
+callable it uses to run the student in diagnostic mode; ``ContextUpdate`` is what one update returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Generate = Callable[[list[list[dict[str, str]]]], list[str]]
+"""A batch of chat-message lists → exactly one completion text per list (same order)."""
+
+
+@dataclass
+class SampleView:
+    """One scored rollout as seen by the context updater.
+
+    ``example_id`` identifies the task (solution-buffer key); ``group_index`` is the rollout's index
+    among the rollouts of that example in this step; ``prompt`` is the user-visible prompt text;
+    ``response`` the raw decoded response (thinking included); ``success`` whether it counts as solved
+    (reward >= the success threshold); ``feedback`` the environment feedback text ("" if none).
+    """
+
+    example_id: str
+    group_index: int
+    prompt: str
+    response: str
+    reward: float
+    success: bool
+    feedback: str = ""
+
+
+@dataclass
+class ContextUpdate:
+    """Result of :meth:`ContextUpdater.update`.
+
+    ``reflections[i]`` is the reflection for ``samples[i]`` (thinking stripped; "" for successes and
+    for failures whose reflection was empty or unusable). ``stats`` holds this update's counters
+    (see ``ContextUpdater.update``); ``events`` the playbook history events, in the order they
+    happened; ``playbook`` the rendered playbook after the update ("" when it has no entries).
+    """
+
+    reflections: list[str]
+    stats: dict[str, float]
+    events: list[dict[str, Any]] = field(default_factory=list)
+    playbook: str = ""
