@@ -41,14 +41,14 @@ ENVS: tuple[EnvEntry, ...] = (
         "resd_envs.bouncingsim.env:BouncingSimEnv",
         "resd_envs.bouncingsim.family:BouncingSimFamily",
         kwargs={"level": "easy"},
-        summary="Predict 3 bouncing polygons in a moving container (640 train / 100 test).",
+        summary="Predict 3 bouncing polygons in a polygon container (640 train / 100 test).",
     ),
     EnvEntry(
         "resd/BouncingSim-Medium-v0",
         "resd_envs.bouncingsim.env:BouncingSimEnv",
         "resd_envs.bouncingsim.family:BouncingSimFamily",
         kwargs={"level": "medium"},
-        summary="Predict 4-5 bouncing polygons in a moving container (320 train / 100 test).",
+        summary="Predict 4-5 bouncing polygons in a polygon container (320 train / 100 test).",
     ),
     # --- XBRL tagging of SEC sentences ----------------------------------------------------------
     EnvEntry(

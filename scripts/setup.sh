@@ -22,14 +22,20 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   touch "$STAMP"
 fi
 
-# The strongest sandbox tier needs bubblewrap; without it the sandbox falls back to unshare/rlimits.
-if ! command -v bwrap >/dev/null 2>&1; then
+# The sandbox runs model code as an unprivileged uid with Debian's /usr/bin/python3 (the venv's
+# interpreter may live in a private home), isolated by bubblewrap, or unshare/setpriv (util-linux).
+need=()
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
+[ -x /usr/bin/python3 ] || need+=(python3)
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+command -v mount >/dev/null 2>&1 || need+=(mount)
+if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get install -y -q bubblewrap >/dev/null 2>&1 \
-      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q bubblewrap >/dev/null 2>&1; } \
-      || echo "setup: could not install bubblewrap; the sandbox will use a weaker tier" >&2
+    apt-get install -y -q "${need[@]}" >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "${need[@]}" >/dev/null 2>&1; } \
+      || echo "setup: could not install ${need[*]}; the sandbox will use a weaker tier" >&2
   else
-    echo "setup: bubblewrap (bwrap) not found; install it for the strongest sandbox tier" >&2
+    echo "setup: missing ${need[*]}; install them for the strongest sandbox tier (see docs/sandbox.md)" >&2
   fi
 fi
 echo "setup: ready (.venv)"

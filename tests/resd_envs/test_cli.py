@@ -1,0 +1,76 @@
+"""The resd-envs command line and the parallel verify path, on Manufactoria-Has."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+import resd_envs
+from resd_envs.cli import main
+
+ENV = "resd/Manufactoria-Has-v0"
+
+
+def test_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--details"]) == 0
+    out = capsys.readouterr().out
+    assert "resd/Manufactoria-Has-v0" in out and "train=742" in out and "test=132" in out
+    assert main(["show", ENV, "--split", "test", "--index", "0"]) == 0
+    out = capsys.readouterr().out
+    assert '"task_id"' in out and "Design a factory" in out
+
+
+def test_verify_reads_a_file_and_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fam = resd_envs.family(ENV)
+    task = fam.tasks("test")[0]
+    response = tmp_path / "response.txt"
+    response.write_text(fam.reference_response(task), encoding="utf-8")
+    assert main(["verify", ENV, "--task-id", task["task_id"], "--file", str(response)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["passed"] is True and result["reward"] == 1.0 and result["num_tests"] == len(result["test_results"])
+
+
+def test_eval_responses_file_writes_results_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fam = resd_envs.family(ENV)
+    rows = fam.tasks("test")[:4]
+    lines = [{"task_id": rows[0]["task_id"], "response": fam.reference_response(rows[0])}]
+    lines += [{"task_id": r["task_id"], "response": "I don't know"} for r in rows[1:]]
+    responses = tmp_path / "in.jsonl"
+    responses.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    out_file, summary_file = tmp_path / "out.jsonl", tmp_path / "summary.json"
+    code = main(["eval", ENV, "--responses", str(responses), "--out", str(out_file),
+                 "--summary-json", str(summary_file)])
+    assert code == 0
+    results = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert [r["passed"] for r in results] == [True, False, False, False]
+    summary = json.loads(summary_file.read_text())
+    assert summary["num_tasks"] == 4 and summary["per_task_accuracy"] == 0.25
+    assert "per-task accuracy" in capsys.readouterr().out
+
+
+def test_bad_cli_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"task_id": "x"}\nnot json\n', encoding="utf-8")
+    assert main(["eval", ENV, "--responses", str(bad)]) == 2
+    assert "bad.jsonl:1" in capsys.readouterr().err
+    assert main(["eval", ENV, "--responses", str(tmp_path / "missing.jsonl")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["show", "resd/Nope-v0"]) == 2
+    assert "not a resd environment" in capsys.readouterr().err
+
+
+def test_parallel_verify_matches_inline_and_keeps_order() -> None:
+    fam = resd_envs.family(ENV)
+    rows = fam.tasks("train")[:40]
+    ids = [r["task_id"] for r in rows]
+    answers = [fam.reference_response(r) if i % 3 else "```manufactoria\nSTART s:\n```" for i, r in enumerate(rows)]
+    pooled = resd_envs.verify(ENV, ids, answers, max_workers=2, reward_mode="pass_rate")
+    inline = resd_envs.verify(ENV, ids, answers, max_workers=1, reward_mode="pass_rate")
+    assert pooled == inline
+    assert [r.task_id for r in pooled] == ids
+    assert [r.passed for r in pooled] == [bool(i % 3) for i in range(40)]
+    again = asyncio.run(resd_envs.averify(ENV, ids[:3], answers[:3]))
+    assert [r.task_id for r in again] == ids[:3]
