@@ -1,0 +1,242 @@
+"""Tests of resd_learner.teacher.EmaTeacher: copy, exact EMA update, cadence, scoring, state, ZeRO-3."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from resd_learner.teacher import EmaTeacher, TeacherConfig, response_positions
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tiny_lm(seed: int = 0, dtype: torch.dtype = torch.float32) -> nn.Module:
+    from transformers import AutoModelForCausalLM, Qwen3Config
+
+    torch.manual_seed(seed)
+    config = Qwen3Config(vocab_size=48, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, tie_word_embeddings=True)
+    return AutoModelForCausalLM.from_config(config).to(dtype)
+
+
+def _train_step(model: nn.Module, lr: float = 1e-2) -> None:
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    ids = torch.randint(0, 48, (2, 6), generator=torch.Generator().manual_seed(1))
+    model(input_ids=ids, labels=ids).loss.backward()
+    optimizer.step()
+
+
+def test_copy_is_fp32_frozen_independent_and_hookless():
+    student = _tiny_lm(dtype=torch.bfloat16)
+    student.register_forward_hook(lambda *args: None)
+    teacher = EmaTeacher(student, rate=1e-4)
+    for name, param in teacher.module.named_parameters():
+        assert param.dtype == torch.float32 and not param.requires_grad
+        assert torch.equal(param, dict(student.named_parameters())[name].float())
+    assert not teacher.module.training
+    assert not teacher.module._forward_hooks
+    assert teacher.module.lm_head.weight is teacher.module.model.embed_tokens.weight  # tying kept
+    with torch.no_grad():
+        next(student.parameters()).add_(1.0)
+    first = next(teacher.module.parameters())
+    assert not torch.equal(first, next(student.parameters()).float())
+
+
+def test_update_is_exact_ema_and_differs_from_student():
+    student = _tiny_lm()
+    rate = 0.1
+    teacher = EmaTeacher(student, rate=rate)
+    before = {n: p.detach().clone() for n, p in teacher.module.named_parameters()}
+    _train_step(student)
+    after_step = {n: p.detach().clone() for n, p in student.named_parameters()}
+    teacher.update(student)
+    changed = 0
+    for name, param in teacher.module.named_parameters():
+        expected = before[name] * (1 - rate) + after_step[name] * rate
+        assert torch.equal(param, expected)
+        exact64 = before[name].double() * (1 - rate) + after_step[name].double() * rate
+        torch.testing.assert_close(param.double(), exact64, atol=1e-7, rtol=1e-6)
+        if not torch.equal(after_step[name], before[name]):
+            changed += 1
+            assert not torch.equal(param, after_step[name])
+            assert not torch.equal(param, before[name])
+    assert changed > 0
+    assert teacher.updates == 1 and teacher.calls == 1
+
+
+def test_update_every_and_zero_rate():
+    student = _tiny_lm()
+    teacher = EmaTeacher(student, rate=0.5, update_every=3)
+    start = {n: p.detach().clone() for n, p in teacher.module.named_parameters()}
+    _train_step(student)
+    teacher.update(student)
+    teacher.update(student)
+    assert all(torch.equal(p, start[n]) for n, p in teacher.module.named_parameters())
+    teacher.update(student)
+    assert teacher.calls == 3 and teacher.updates == 1
+    assert any(not torch.equal(p, start[n]) for n, p in teacher.module.named_parameters())
+
+    frozen = EmaTeacher(_tiny_lm(seed=3), rate=0.0)
+    frozen_start = {n: p.detach().clone() for n, p in frozen.module.named_parameters()}
+    frozen.update(student)
+    assert all(torch.equal(p, frozen_start[n]) for n, p in frozen.module.named_parameters())
+
+
+def test_hidden_and_head_reproduce_model_logits_without_grad():
+    student = _tiny_lm()
+    teacher = EmaTeacher(student, rate=1e-4)
+    ids = torch.randint(0, 48, (2, 7), generator=torch.Generator().manual_seed(2))
+    attention = torch.ones(2, 7, dtype=torch.long)
+    attention[1, :2] = 0
+    hidden, head = teacher.hidden_and_head(ids, attention)
+    assert hidden.shape == (2, 7, 32) and head.shape == (48, 32)
+    assert not hidden.requires_grad and not head.requires_grad
+    with torch.no_grad():
+        reference = student(input_ids=ids, attention_mask=attention).logits
+    torch.testing.assert_close(hidden @ head.T, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_response_positions_align_teacher_and_student():
+    hidden = torch.arange(2 * 6, dtype=torch.float32).reshape(2, 6, 1)
+    picked = response_positions(hidden, [2, 4], 3)
+    # sequence 0: tokens 2..4 are predicted by positions 1..3; sequence 1: positions 3, 4, 5
+    assert picked.squeeze(-1).tolist() == [[1.0, 2.0, 3.0], [9.0, 10.0, 11.0]]
+    picked = response_positions(hidden, torch.tensor([5, 1]), 3)
+    assert picked.squeeze(-1).tolist() == [[4.0, 5.0, 0.0], [6.0, 7.0, 8.0]]
+    with pytest.raises(ValueError, match=">= 1"):
+        response_positions(hidden, [0, 1], 2)
+    with pytest.raises(ValueError, match="shape"):
+        response_positions(hidden, [1], 2)
+
+
+def test_teacher_logits_at_response_match_full_sequence_logits():
+    student = _tiny_lm()
+    teacher = EmaTeacher(student, rate=1e-4)
+    prompt_plus_response = torch.randint(0, 48, (1, 9), generator=torch.Generator().manual_seed(4))
+    hidden, head = teacher.hidden_and_head(prompt_plus_response)
+    response = response_positions(hidden, [5], 4) @ head.T
+    with torch.no_grad():
+        logits = student(input_ids=prompt_plus_response).logits
+    torch.testing.assert_close(response, logits[:, 4:8], atol=1e-5, rtol=1e-5)
+
+
+def test_hidden_and_head_rejects_plain_modules():
+    teacher = EmaTeacher(nn.Sequential(nn.Linear(3, 3)), rate=0.1)
+    with pytest.raises(TypeError, match="causal LM"):
+        teacher.hidden_and_head(torch.zeros(1, 2, dtype=torch.long))
+
+
+def test_state_dict_round_trip():
+    student = _tiny_lm()
+    teacher = EmaTeacher(student, rate=0.2, update_every=2)
+    _train_step(student)
+    teacher.update(student)
+    teacher.update(student)
+    state = teacher.state_dict()
+    restored = EmaTeacher(_tiny_lm(seed=5), rate=0.2, update_every=2)
+    restored.load_state_dict(state)
+    assert (restored.calls, restored.updates) == (2, 1)
+    for (name, a), (_, b) in zip(teacher.module.named_parameters(), restored.module.named_parameters()):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="lacks"):
+        restored.load_state_dict({"module": state["module"]})
+
+
+def test_mismatched_student_and_bad_settings():
+    teacher = EmaTeacher(nn.Linear(3, 2), rate=0.1)
+    with pytest.raises(ValueError, match="do not match"):
+        teacher.update(nn.Sequential(nn.Linear(3, 2)))
+    with pytest.raises(ValueError, match="shape"):
+        teacher.update(nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="teacher.rate"):
+        EmaTeacher(nn.Linear(3, 2), rate=1.5)
+    with pytest.raises(ValueError, match="update_every"):
+        TeacherConfig(update_every=0)
+    with pytest.raises(ValueError, match="floating"):
+        EmaTeacher(nn.Linear(3, 2), rate=0.1, dtype=torch.int64)
+    config = TeacherConfig(rate=0.01, update_every=2)
+    built = EmaTeacher.from_config(nn.Linear(3, 2), config)
+    assert (built.rate, built.update_every) == (0.01, 2)
+
+
+_ZERO3_SCRIPT = textwrap.dedent("""
+    import importlib, json
+    import torch
+    import deepspeed
+    importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
+    from transformers import AutoModelForCausalLM, Qwen3Config
+    from resd_learner.teacher import EmaTeacher
+
+    torch.manual_seed(0)
+    config = Qwen3Config(vocab_size=48, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, tie_word_embeddings=True)
+    model = AutoModelForCausalLM.from_config(config)
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, optimizer=torch.optim.AdamW(model.parameters(), lr=1e-2),
+        config={"train_micro_batch_size_per_gpu": 2,
+                "zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 0}})
+
+    def full():
+        with deepspeed.zero.GatheredParameters(list(engine.module.parameters())):
+            return {n: p.detach().clone().float() for n, p in engine.module.named_parameters()}
+
+    partitioned = all(hasattr(p, "ds_id") and p.numel() == 0 for p in engine.module.parameters())
+    initial = full()
+    rate = 0.25
+    teacher = EmaTeacher(engine, rate=rate)
+    copied = all(torch.equal(dict(teacher.module.named_parameters())[n], v) for n, v in initial.items())
+    ids = torch.randint(0, 48, (2, 8), generator=torch.Generator().manual_seed(1))
+    loss = engine(input_ids=ids, labels=ids).loss
+    engine.backward(loss)
+    engine.step()
+    student = full()
+    before = {n: p.detach().clone() for n, p in teacher.module.named_parameters()}
+    teacher.update(engine)
+    after = dict(teacher.module.named_parameters())
+    exact = all(torch.equal(after[n], before[n] * (1 - rate) + student[n] * rate) for n in student)
+    moved = [n for n in student if not torch.equal(student[n], initial[n])]
+    differs = all(not torch.equal(after[n], student[n]) for n in moved)
+    hidden, head = teacher.hidden_and_head(ids, torch.ones_like(ids))
+    print("RESULT", json.dumps({
+        "partitioned": partitioned, "copied": copied, "exact": exact, "moved": len(moved),
+        "differs": differs, "hidden": list(hidden.shape), "head": list(head.shape),
+        "still_partitioned": all(p.numel() == 0 for p in engine.module.parameters()),
+    }))
+""")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_ema_update_under_deepspeed_zero3(tmp_path):
+    """Single-process ZeRO-3 engine on CPU/gloo, run in a subprocess so its process group stays isolated."""
+    pytest.importorskip("deepspeed")
+    script = tmp_path / "zero3_teacher.py"
+    script.write_text(_ZERO3_SCRIPT)
+    env = {**os.environ, "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(_free_port()), "DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=240,
+                          cwd=tmp_path)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, (
+        f"ZeRO-3 script failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
+    result = json.loads(lines[-1][len("RESULT "):])
+    assert result["partitioned"], "the student was expected to be ZeRO-3 partitioned"
+    assert result["copied"] and result["exact"] and result["differs"]
+    assert result["moved"] > 0
+    assert result["hidden"] == [2, 8, 32] and result["head"] == [48, 32]
+    assert result["still_partitioned"]
