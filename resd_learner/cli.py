@@ -1,0 +1,86 @@
+"""``resd-learn``: train with RESD (or a baseline) from a YAML config plus ``key.sub=value`` overrides.
+
+Examples::
+
+    resd-learn --config configs/quickstart.yaml
+    resd-learn --config configs/manufactoria_has_resd.yaml train.batch_size=8 optim.lr=2e-6
+    resd-learn --config configs/smoke.yaml --print-config
+    resd-learn --resume runs/quickstart            # continue from the newest checkpoint
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from resd_learner.config import ConfigError, apply_overrides, config_from_dict, dump_yaml, load_config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="resd-learn",
+        description="Train a model with Reflection-Enhanced Self-Distillation (or SDPO / SDPO+ss / GRPO).",
+        epilog="Overrides are key.sub=value pairs, e.g. train.batch_size=8 rollout.backend=hf",
+    )
+    parser.add_argument("--config", help="YAML run config (see configs/)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    return parser
+
+
+def resolve(args: argparse.Namespace):
+    """(config, checkpoint to resume from or None) for the parsed arguments."""
+    if args.resume:
+        import yaml
+
+        from resd_learner.checkpoint import latest_checkpoint
+
+        run_dir = Path(args.resume)
+        saved = run_dir / "config.yaml"
+        if not saved.is_file():
+            raise FileNotFoundError(f"--resume {run_dir}: no config.yaml there; is it a resd-learn run directory?")
+        problems: list[str] = []
+        data = apply_overrides(yaml.safe_load(saved.read_text(encoding="utf-8")) or {}, args.overrides, problems)
+        data.setdefault("train", {})["run_dir"] = str(run_dir)
+        if problems:
+            raise ConfigError(problems, str(saved))
+        config = config_from_dict(data)
+        checkpoint = latest_checkpoint(run_dir / "checkpoints")
+        if checkpoint is None:
+            raise FileNotFoundError(f"--resume {run_dir}: no complete checkpoint under {run_dir / 'checkpoints'}")
+        return config, checkpoint
+    if not args.config:
+        raise ConfigError(["give --config configs/<name>.yaml (or --resume RUN_DIR)"])
+    return load_config(args.config, args.overrides), None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config, checkpoint = resolve(args)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"resd-learn: {exc}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        print(dump_yaml(config), end="")
+        return 0
+    from resd_learner.trainer import Trainer
+
+    from resd_learner import distributed
+
+    trainer = Trainer(config)
+    last = trainer.fit(resume_from=checkpoint)
+    if not distributed.is_main():
+        return 0
+    print(f"resd-learn: finished {trainer.global_step} steps; outputs in {trainer.run_dir}")
+    if last:
+        shown = {k: last[k] for k in ("rollout/reward_mean", "loss/distill", "context/playbook_size") if k in last}
+        print(f"resd-learn: last step {shown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The generation interface shared by the backends, and chat-prompt rendering.
+
+A backend turns a batch of chat-message lists into ``n`` :class:`Generation` each. Prompts are
+rendered with the tokenizer's chat template and tokenised *once* here; the backends generate from
+those token ids and return the response token ids exactly as sampled, so the trainer never
+re-tokenises a response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+Messages = Sequence[Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One sampled response.
+
+    Attributes:
+        text: decoded response (special tokens removed; thinking kept).
+        token_ids: the sampled token ids, including a final end-of-sequence token when one was produced.
+        logprobs: log-probability of each sampled token under the sampling distribution at temperature
+            1 scaling (one per token), or None when the backend did not compute them.
+        finish_reason: "stop" (end-of-sequence), "length" (hit max_tokens) or "prompt_too_long"
+            (the prompt left no room to generate; nothing was generated).
+        prompt_ids: the prompt token ids the response continues.
+    """
+
+    text: str
+    token_ids: list[int]
+    logprobs: list[float] | None
+    finish_reason: str
+    prompt_ids: tuple[int, ...] = ()
+
+
+class GenerationBackend(Protocol):
+    """What the trainer, the context updater and ``resd-eval`` need from a generation engine."""
+
+    def generate(
+        self,
+        messages_batch: Sequence[Messages],
+        *,
+        n: int = 1,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_tokens: int = 256,
+        seed: int = 0,
+    ) -> list[list[Generation]]:
+        """``n`` generations for each chat in ``messages_batch`` (outer list in input order).
+
+        ``temperature=0`` is greedy decoding. The same ``seed`` gives the same samples.
+        """
+
+    def push_weights(self, named_tensors: Any) -> None:
+        """Replace the engine's weights by ``named_tensors`` (HF parameter names -> tensors)."""
+
+    def close(self) -> None:
+        """Release the engine."""
+
+
+def render_prompt_ids(tokenizer: Any, messages: Messages, *, enable_thinking: bool | None = None) -> list[int]:
+    """Token ids of ``messages`` under the chat template, with the assistant header appended."""
+    kwargs: dict[str, Any] = {}
+    if enable_thinking is not None:
+        kwargs["enable_thinking"] = enable_thinking
+    text = tokenizer.apply_chat_template(
+        [dict(m) for m in messages], tokenize=False, add_generation_prompt=True, **kwargs
+    )
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def request_seed(seed: int, index: int) -> int:
+    """A per-request sampling seed derived from a call seed and the request's position (stable, 31-bit)."""
+    mixed = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(index)]).generate_state(1)[0]
+    return int(mixed) & 0x7FFFFFFF

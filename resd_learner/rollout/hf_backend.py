@@ -1,0 +1,139 @@
+"""Generation with transformers ``generate``: the fallback backend (no vLLM needed).
+
+Keeps its own copy of the model (so the trainer's module, possibly ZeRO-partitioned, is never
+touched); :meth:`HfBackend.push_weights` copies the trained weights in. Sampling is made
+deterministic by seeding torch inside a forked RNG context, so the trainer's RNG stream is unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from resd_learner.rollout.base import Generation, Messages, render_prompt_ids
+
+
+class HfBackend:
+    """transformers ``generate`` over left-padded batches.
+
+    Args:
+        model_dir: a transformers model directory.
+        tokenizer: its tokenizer (needs a pad token).
+        dtype: "float32" or "bfloat16".
+        max_model_len: prompt + response limit; longer prompts give ``finish_reason="prompt_too_long"``.
+        enable_thinking: passed to the chat template when not None.
+        batch_size: sequences per ``generate`` call.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        tokenizer: Any,
+        *,
+        dtype: str = "float32",
+        max_model_len: int = 8192,
+        enable_thinking: bool | None = None,
+        batch_size: int = 16,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        self._torch = torch
+        self.tokenizer = tokenizer
+        self.max_model_len = max_model_len
+        self.enable_thinking = enable_thinking
+        self.batch_size = batch_size
+        self.model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=getattr(torch, dtype))
+        self.model.eval()
+        self.model.requires_grad_(False)
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if tokenizer.eos_token_id is not None:
+            eos_ids.add(tokenizer.eos_token_id)
+        self.eos_ids = sorted(eos_ids)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
+
+    def generate(
+        self,
+        messages_batch: Sequence[Messages],
+        *,
+        n: int = 1,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_tokens: int = 256,
+        seed: int = 0,
+    ) -> list[list[Generation]]:
+        prompts = [render_prompt_ids(self.tokenizer, m, enable_thinking=self.enable_thinking) for m in messages_batch]
+        flat = [(i, ids) for i, ids in enumerate(prompts) for _ in range(n)]
+        results: list[Generation] = []
+        torch = self._torch
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(int(seed))
+            for start in range(0, len(flat), self.batch_size):
+                results.extend(self._generate_chunk([ids for _, ids in flat[start : start + self.batch_size]],
+                                                    temperature, top_p, max_tokens))
+        out: list[list[Generation]] = [[] for _ in prompts]
+        for (i, _), gen in zip(flat, results):
+            out[i].append(gen)
+        return out
+
+    def _generate_chunk(self, prompts: list[list[int]], temperature: float, top_p: float,
+                        max_tokens: int) -> list[Generation]:
+        torch = self._torch
+        budget = min(max_tokens, max(0, self.max_model_len - max(len(p) for p in prompts)))
+        if budget < 1:  # generate one by one so that only the overlong prompts are skipped
+            if len(prompts) > 1:
+                return [g for p in prompts for g in self._generate_chunk([p], temperature, top_p, max_tokens)]
+            return [Generation("", [], None, "prompt_too_long", tuple(prompts[0]))]
+        width = max(len(p) for p in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, ids in enumerate(prompts):
+            input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+            attention[row, width - len(ids):] = 1
+        sampling = temperature > 0
+        output = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention,
+            max_new_tokens=budget,
+            do_sample=sampling,
+            temperature=temperature if sampling else None,
+            top_p=top_p if sampling else None,
+            top_k=0 if sampling else None,
+            eos_token_id=self.eos_ids,
+            pad_token_id=self.pad_id,
+            return_dict_in_generate=True,
+            output_logits=True,
+        )
+        new_tokens = output.sequences[:, width:]
+        scale = temperature if sampling else 1.0
+        logprob_steps = [torch.log_softmax(step.float() / scale, dim=-1) for step in output.logits]
+        gens = []
+        for row, ids in enumerate(prompts):
+            tokens: list[int] = []
+            logprobs: list[float] = []
+            finish = "length"
+            for t, token in enumerate(new_tokens[row].tolist()):
+                tokens.append(token)
+                logprobs.append(float(logprob_steps[t][row, token]))
+                if token in self.eos_ids:
+                    finish = "stop"
+                    break
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            gens.append(Generation(text, tokens, logprobs, finish, tuple(ids)))
+        return gens
+
+    def push_weights(self, named_tensors: Any) -> None:
+        """Copy ``named_tensors`` (name -> tensor, or an iterable of pairs) into the generation model."""
+        items = named_tensors.items() if hasattr(named_tensors, "items") else named_tensors
+        state = {name: tensor.detach() for name, tensor in items}
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        if unexpected:
+            raise KeyError(f"push_weights got parameters the generation model does not have: {unexpected[:5]}")
+        tied = {"lm_head.weight"}
+        if set(missing) - tied:
+            raise KeyError(f"push_weights is missing parameters: {sorted(set(missing) - tied)[:5]}")
+
+    def close(self) -> None:
+        self.model = None

