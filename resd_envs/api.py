@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import gymnasium
@@ -15,6 +14,7 @@ import gymnasium
 from resd_envs.core.family import TaskFamily
 from resd_envs.core.results import FEEDBACK_DETAILS, REWARD_MODES, VerifyResult
 from resd_envs.errors import ConfigError
+from resd_envs.pool import VerifyPoolError, discard_pool, shared_pool
 from resd_envs.registration import ENVS, env_entry, load_object, normalize_env_id, register_envs
 
 #: Below this many submissions ``verify`` scores in the calling process (a pool costs more).
@@ -94,7 +94,9 @@ def verify(
 
     Workers are bounded by the core count (and ``max_workers``). Families that run untrusted code
     already isolate each submission in its own sandboxed process, so they are driven from threads;
-    the others are scored in worker processes. Small batches are scored inline.
+    the others are scored in persistent worker processes (:mod:`resd_envs.pool`: fresh
+    interpreters, safe to use from scripts without a main guard and from threaded trainers), which
+    load the task set once and are reused by later calls. Small batches are scored inline.
 
     Raises:
         ConfigError: mismatched lengths or invalid options.
@@ -114,13 +116,15 @@ def verify(
     workers = _worker_count(max_workers, len(jobs))
     if workers <= 1 or len(jobs) < INLINE_BATCH:
         return [_score_one(fam, job, options) for job in jobs]
-    with _executor(fam, workers) as pool:
-        chunk = max(1, len(jobs) // (workers * 4))
-        scorer = functools.partial(_score_in_worker, env_id=fam.env_id, family_kwargs=family_kwargs, options=options)
-        if isinstance(pool, ThreadPoolExecutor):
-            scorer = functools.partial(_score_one, fam, options=options)
-            return list(pool.map(scorer, jobs))
-        return list(pool.map(scorer, jobs, chunksize=chunk))
+    if fam.runs_code:  # each submission already runs in its own sandboxed process
+        with ThreadPoolExecutor(max_workers=workers) as threads:
+            return list(threads.map(functools.partial(_score_one, fam, options=options), jobs))
+    pool = shared_pool(fam.env_id, family_kwargs, workers)
+    try:
+        return pool.map(jobs, options)
+    except VerifyPoolError:
+        discard_pool(pool)
+        raise
 
 
 async def averify(env_id: str, task_ids: Sequence[str], responses: Sequence[str], **kwargs: Any) -> list[VerifyResult]:
@@ -136,22 +140,8 @@ def _worker_count(max_workers: int | None, jobs: int) -> int:
     return max(1, min(limit, jobs))
 
 
-def _executor(fam: TaskFamily, workers: int) -> Executor:
-    if fam.runs_code:
-        return ThreadPoolExecutor(max_workers=workers)
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
-
-
 def _score_one(fam: TaskFamily, job: tuple[str, str], options: tuple[str, str, int]) -> VerifyResult:
     task_id, response = job
     reward_mode, detail, max_chars = options
     evaluation = fam.evaluate(fam.task_by_id(task_id), response, detail=detail, max_chars=max_chars)
     return VerifyResult.from_evaluation(task_id, evaluation, reward_mode)
-
-
-def _score_in_worker(
-    job: tuple[str, str], *, env_id: str, family_kwargs: dict[str, Any], options: tuple[str, str, int]
-) -> VerifyResult:
-    return _score_one(family(env_id, **family_kwargs), job, options)

@@ -74,3 +74,35 @@ def test_parallel_verify_matches_inline_and_keeps_order() -> None:
     assert [r.passed for r in pooled] == [bool(i % 3) for i in range(40)]
     again = asyncio.run(resd_envs.averify(ENV, ids[:3], answers[:3]))
     assert [r.task_id for r in again] == ids[:3]
+
+
+def test_parallel_verify_works_from_a_script_without_a_main_guard() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import resd_envs\n"
+        "fam = resd_envs.family('resd/Manufactoria-Has-v0')\n"
+        "rows = fam.tasks('test')[:30]\n"
+        "res = resd_envs.verify('resd/Manufactoria-Has-v0', [r['task_id'] for r in rows],\n"
+        "                       [fam.reference_response(r) for r in rows], max_workers=2)\n"
+        "print('printed once', sum(r.passed for r in res))\n"
+    )
+    out = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("printed once") == 1 and "printed once 30" in out.stdout
+
+
+def test_a_failing_worker_is_a_clear_error_and_the_pool_is_replaced() -> None:
+    from resd_envs.pool import VerifyPoolError, shared_pool
+
+    fam = resd_envs.family(ENV)
+    rows = fam.tasks("test")[:20]
+    jobs = [(r["task_id"], "x") for r in rows]
+    pool = shared_pool(ENV, {}, 2)
+    pool.workers[0].process.kill()
+    pool.workers[0].process.wait()
+    with pytest.raises(VerifyPoolError, match="exited unexpectedly"):
+        pool.map(jobs, ("binary", "minimal", 100))
+    fresh = shared_pool(ENV, {}, 2)
+    assert fresh is not pool and len(fresh.map(jobs, ("binary", "minimal", 100))) == 20
