@@ -47,6 +47,39 @@ class ConfigError(ValueError):
 
 # -- sections owned by the learner ----------------------------------------------------------------
 @dataclass
+class SwitchToGrpoConfig:
+    """RESD → GRPO schedule (paper §4.4): leave self-distillation for GRPO once training succeeds often.
+
+    After every outer batch the trainer averages the training success rate of the last ``window``
+    outer batches; when that mean is at least ``success_rate`` the run switches to GRPO with groups of
+    ``n`` rollouts for the rest of the stream. The switch is one-way and survives resume.
+    """
+
+    success_rate: float | None = None
+    """Switch when the windowed training success rate reaches this value in [0, 1] (None: never switch)."""
+    window: int = 1
+    """Number of most recent outer batches averaged; no switch before this many batches have run."""
+    n: int = 8
+    """GRPO group size (rollouts per prompt) after the switch."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.success_rate is not None
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.success_rate is not None and not 0.0 <= self.success_rate <= 1.0:
+            out.append(f"method.switch_to_grpo.success_rate={self.success_rate}: use a rate in [0, 1] or null "
+                       "to never switch")
+        if self.window < 1:
+            out.append(f"method.switch_to_grpo.window={self.window}: average over at least 1 outer batch")
+        if self.n < 2:
+            out.append(f"method.switch_to_grpo.n={self.n}: GRPO needs groups of at least 2 rollouts "
+                       "(the official group size is 8)")
+        return out
+
+
+@dataclass
 class MethodConfig:
     """Which algorithm builds the batch: RESD, the SDPO baselines or GRPO."""
 
@@ -81,6 +114,8 @@ class MethodConfig:
     """GRPO: dual-clip constant c for negative advantages."""
     grpo_normalize_std: bool = True
     """GRPO: divide group-centred rewards by the group standard deviation."""
+    switch_to_grpo: SwitchToGrpoConfig = field(default_factory=SwitchToGrpoConfig)
+    """Optional schedule that starts as this self-distillation method and switches to GRPO."""
 
     @property
     def distill_self_success(self) -> bool:
@@ -345,6 +380,12 @@ class RunConfig:
                        f"got {self.rollout.n}")
         if name == "resd" and self.rollout.n != 1:
             out.append(f"method.name=resd uses one rollout per prompt: set rollout.n=1, got {self.rollout.n}")
+        if name in ("sdpo", "sdpo_ss") and bool(getattr(self.context, "solution_buffer", False)):
+            out.append(f"method.name={name} takes demonstrations only from the same rollout group (no cross-step "
+                       "memory): set context.solution_buffer=false (the buffer is RESD's)")
+        if self.method.switch_to_grpo.enabled and name == "grpo":
+            out.append("method.switch_to_grpo switches a self-distillation run to GRPO; method.name=grpo is "
+                       "GRPO from the start: set method.switch_to_grpo.success_rate=null or pick resd/sdpo/sdpo_ss")
         if self.eval.max_tokens is not None and self.eval.max_tokens >= self.rollout.max_model_len:
             out.append("eval.max_tokens must be smaller than rollout.max_model_len")
         return out

@@ -26,6 +26,15 @@ The method switch (``method.name``) changes only steps 3-7: SDPO/SDPO+ss build t
 prompt (demonstration or feedback, no playbook, no reflection), GRPO skips the teacher and uses the
 clipped policy-gradient loss over groups of ``rollout.n`` responses.
 
+Batch construction is exposed as pure functions so that it can be tested without a model:
+:func:`sample_views`, :func:`choose_demonstrations` (which demonstration each sample gets),
+:func:`build_teacher_items` / :func:`build_teacher_batch` (teacher sequences and the per-sample
+distillation mask) and :func:`build_grpo_items` (group-normalised advantages).
+
+With ``method.switch_to_grpo.success_rate`` set, a self-distillation run switches to GRPO (groups of
+``method.switch_to_grpo.n``) at the first outer-batch boundary where the training success rate,
+averaged over the last ``window`` outer batches, reaches the threshold (:mod:`resd_learner.schedule`).
+
 Determinism: every sampling call gets a seed derived from ``train.seed``, the phase and the step, so
 a resumed run draws exactly the samples an uninterrupted run would.
 """
@@ -44,11 +53,12 @@ import numpy as np
 
 from resd_learner import checkpoint as ckpt
 from resd_learner import distributed
-from resd_learner.config import RunConfig, dump_yaml
+from resd_learner.config import MethodConfig, RunConfig, dump_yaml
 from resd_learner.envs import make_task_source
 from resd_learner.metrics import MetricsLogger, truncate_jsonl
 from resd_learner.models import load_tokenizer, resolve_model_path
 from resd_learner.rollout import collect_samples, make_backend
+from resd_learner.schedule import GrpoSwitch
 from resd_learner.types import Sample, Task
 
 PHASES = ("rollout", "context", "teacher", "loss", "optim", "ema", "sync")
@@ -74,6 +84,10 @@ class TrainItem:
     weight: float = 1.0
     advantage: float = 0.0
     rollout_logprobs: list[float] | None = None
+    sections: tuple[str, ...] = ()
+    """Sections present in the teacher prompt (e.g. prompt, playbook, feedback, reflection, solution)."""
+    skip_reason: str = ""
+    """Why the sample has no loss (distill False): "no_response", "no_signal" or "teacher_too_long"."""
 
     @property
     def response_len(self) -> int:
@@ -86,6 +100,149 @@ class ContextResult:
 
     update: Any
     solutions: list[str]
+
+
+def sample_views(samples: list[Sample], success_threshold: float) -> list[Any]:
+    """What the context code sees of each sample (``SampleView``), in the same order.
+
+    A sample succeeds when its reward is >= ``success_threshold``. As in the official reward code, a
+    response that passes every test has no feedback ("").
+    """
+    from resd_learner.context import SampleView
+
+    return [SampleView(example_id=s.task.example_id, group_index=s.group_index, prompt=s.task.prompt,
+                       response=s.response_text, reward=s.reward, success=s.reward >= success_threshold,
+                       feedback="" if s.score is None or s.score.passed else s.score.feedback)
+            for s in samples]
+
+
+def choose_demonstrations(views: list[Any], method: MethodConfig, buffer: Any = None) -> list[str]:
+    """The demonstration ("" for none) each sample's teacher prompt gets, per method.
+
+    - ``sdpo``: the first successful *peer* of the same rollout group; a sample's own success is never
+      used and there is no cross-step memory (``buffer`` is ignored);
+    - ``sdpo_ss``: the sample's own response if it succeeded, else the first successful peer;
+    - ``resd``: own success, else a successful peer, else ``buffer``'s solution for the example id
+      (``buffer`` = the :class:`~resd_learner.context.SolutionBuffer` *after* this step's successes
+      were stored, or None without a buffer); with ``method.use_solution`` False there is none;
+    - ``grpo``: none.
+
+    Thinking is stripped from every demonstration.
+    """
+    from resd_learner.context import choose_demonstration
+
+    if method.name == "grpo" or not method.use_solution:
+        return [""] * len(views)
+    memory = buffer if method.name == "resd" else None
+    return [choose_demonstration(v, views, memory, self_success=method.distill_self_success) for v in views]
+
+
+def build_teacher_items(samples: list[Sample], views: list[Any], *, method: MethodConfig, tokenizer: Any,
+                        solutions: list[str], reflections: list[str] | None = None, playbook: str = "",
+                        chat_template_kwargs: dict[str, Any] | None = None) -> list[TrainItem]:
+    """Teacher sequences and distillation masks for self-distillation samples (same order as ``samples``).
+
+    ``views``, ``solutions`` and ``reflections`` are aligned with ``samples`` (from
+    :func:`sample_views`, :func:`choose_demonstrations` and the context update). ``playbook`` is the
+    playbook text *after* this step's update (RESD only).
+
+    Mask (``item.distill``), following the official trainer: a sample is distilled only when its
+    teacher sees a privileged signal —
+    - SDPO / SDPO+ss: a demonstration, else non-empty environment feedback;
+    - RESD: a demonstration, non-empty feedback (shown only when there is no demonstration) or a
+      non-empty reflection; the playbook and the previous trial alone do not count.
+    A sample with an empty response, or whose untrimmable prompt parts exceed
+    ``method.max_teacher_length``, is not distilled either. ``skip_reason`` says why.
+
+    Returns:
+        TrainItems with ``student_ids`` = prompt + response ids, ``teacher_ids`` = enriched prompt +
+        the same response ids, ``sections`` = the teacher prompt's sections; weight 1.0.
+    """
+    if method.name not in ("resd", "sdpo", "sdpo_ss"):
+        raise ValueError(f"build_teacher_items is for self-distillation methods, got method.name={method.name!r}")
+    count = len(samples)
+    reflections = reflections if reflections is not None else [""] * count
+    if not (len(views) == len(solutions) == len(reflections) == count):
+        raise ValueError(f"views ({len(views)}), solutions ({len(solutions)}) and reflections "
+                         f"({len(reflections)}) must be aligned with the {count} samples")
+    return [_teacher_item(samples[i], views[i].feedback, solutions[i], reflections[i], playbook, method, tokenizer,
+                          chat_template_kwargs) for i in range(count)]
+
+
+def build_teacher_batch(samples: list[Sample], *, method: MethodConfig, tokenizer: Any, buffer: Any = None,
+                        reflections: list[str] | None = None, playbook: str = "",
+                        chat_template_kwargs: dict[str, Any] | None = None) -> list[TrainItem]:
+    """:func:`sample_views` → :func:`choose_demonstrations` → :func:`build_teacher_items` for one batch.
+
+    ``buffer``, ``reflections`` and ``playbook`` are the context state after this step's update.
+    """
+    views = sample_views(samples, method.success_threshold)
+    solutions = choose_demonstrations(views, method, buffer)
+    return build_teacher_items(samples, views, method=method, tokenizer=tokenizer, solutions=solutions,
+                               reflections=reflections, playbook=playbook, chat_template_kwargs=chat_template_kwargs)
+
+
+def _teacher_item(sample: Sample, feedback: str, solution: str, reflection: str, playbook: str,
+                  method: MethodConfig, tokenizer: Any, chat_template_kwargs: dict[str, Any] | None) -> TrainItem:
+    from resd_learner.context import TeacherPromptTooLong, build_sdpo_teacher_inputs, build_teacher_inputs
+
+    if not sample.response_ids:  # nothing was generated (prompt too long): no loss for this sample
+        return TrainItem(student_ids=sample.prompt_ids[-1:] or [0], student_start=1, distill=False,
+                         skip_reason="no_response")
+    item = TrainItem(student_ids=sample.prompt_ids + sample.response_ids, student_start=len(sample.prompt_ids))
+    solution = (solution or "").strip() if method.use_solution else ""
+    feedback = (feedback or "").strip() if method.use_feedback else ""
+    reflection = (reflection or "").strip() if method.name == "resd" and method.use_reflection else ""
+    if not (solution or feedback or reflection):  # no privileged signal: the official mask is 0
+        item.distill, item.skip_reason = False, "no_signal"
+        return item
+    common = dict(prompt_messages=list(sample.task.messages), response_ids=sample.response_ids,
+                  max_length=method.max_teacher_length, chat_template_kwargs=chat_template_kwargs)
+    try:
+        if method.name == "resd":
+            inputs = build_teacher_inputs(
+                tokenizer, feedback=feedback, reflection=reflection, playbook=playbook, solution=solution,
+                template=method.teacher_template, previous_trial=sample.response_text,
+                use_feedback=method.use_feedback, use_reflection=method.use_reflection,
+                use_playbook=method.use_playbook, use_solution=method.use_solution, **common)
+        else:
+            inputs = build_sdpo_teacher_inputs(tokenizer, solution=solution, feedback=feedback,
+                                               use_feedback=method.use_feedback, **common)
+    except TeacherPromptTooLong:
+        item.distill, item.skip_reason = False, "teacher_too_long"
+        return item
+    if inputs is None:  # cannot happen after the signal check above; kept as a guard of the contract
+        item.distill, item.skip_reason = False, "no_signal"
+        return item
+    item.teacher_ids, item.teacher_start = list(inputs.input_ids), int(inputs.response_start)
+    item.sections = tuple(inputs.sections)
+    if len(item.teacher_ids) - item.teacher_start != item.response_len:
+        raise RuntimeError("the teacher sequence does not end with the student's response ids; "
+                           "build_teacher_inputs must append response_ids unchanged")
+    return item
+
+
+def build_grpo_items(samples: list[Sample], group_size: int, method: MethodConfig) -> list[TrainItem]:
+    """GRPO training items: group-normalised advantages, no teacher (same order as ``samples``).
+
+    ``samples`` holds ``group_size`` rollouts per prompt, contiguously (as ``collect_samples`` returns
+    them). Advantage = (reward - group mean) / (group std + 1e-6) (std off with
+    ``method.grpo_normalize_std=False``); a sample with an empty response gets no loss.
+    """
+    from resd_learner.grpo import group_advantages
+
+    advantages = group_advantages([s.reward for s in samples], group_size,
+                                  normalize_std=method.grpo_normalize_std).tolist()
+    items = []
+    for sample, advantage in zip(samples, advantages):
+        if not sample.response_ids:
+            items.append(TrainItem(student_ids=sample.prompt_ids[-1:] or [0], student_start=1, distill=False,
+                                   skip_reason="no_response"))
+            continue
+        items.append(TrainItem(student_ids=sample.prompt_ids + sample.response_ids,
+                               student_start=len(sample.prompt_ids), advantage=float(advantage),
+                               rollout_logprobs=sample.logprobs))
+    return items
 
 
 class Timer:
@@ -134,11 +291,18 @@ class Trainer:
         if self.num_batches < 1:
             raise ValueError(f"the stream has {len(self.train_tasks)} prompts, fewer than train.batch_size="
                              f"{config.train.batch_size}: lower the batch size or raise env.num_train")
+        switch = config.method.switch_to_grpo
+        self.schedule = GrpoSwitch(switch.success_rate, switch.window) if switch.enabled else None
+        self.method_name = config.method.name
+        """The method of the current phase: ``method.name``, or "grpo" after a RESD → GRPO switch."""
+        self.rollout_n = config.rollout.n
+        """Rollouts per prompt in the current phase."""
+        self._batch_success: list[float] = []
         self._build_models()
         self.backend = make_backend(config.rollout, self.model_dir, self.tokenizer, dtype=config.model.dtype,
                                     enable_thinking=config.model.enable_thinking, seed=config.train.seed,
                                     llm=llm) if distributed.is_main() else None
-        self.updater = self._build_updater() if config.method.uses_teacher else None
+        self.updater = self._build_updater() if config.method.name == "resd" else None
         self.logger: MetricsLogger | None = None
         self._context_calls = 0
 
@@ -166,12 +330,14 @@ class Trainer:
             from resd_learner.teacher import EmaTeacher
 
             self.teacher = EmaTeacher(model, rate=cfg.teacher.rate, update_every=cfg.teacher.update_every)
-        per_step = cfg.train.batch_size * cfg.rollout.n
         world = distributed.world_size()
-        if per_step % world:
-            raise ValueError(f"{per_step} sequences per step cannot be split evenly over {world} ranks; "
-                             "make train.batch_size * rollout.n a multiple of the world size")
-        self.per_rank = per_step // world
+        sizes = [cfg.rollout.n] + ([cfg.method.switch_to_grpo.n] if self.schedule is not None else [])
+        for n in sizes:
+            if cfg.train.batch_size * n % world:
+                raise ValueError(f"{cfg.train.batch_size * n} sequences per step (train.batch_size x {n} rollouts) "
+                                 f"cannot be split evenly over {world} ranks; make train.batch_size * rollout.n "
+                                 "(and * method.switch_to_grpo.n) a multiple of the world size")
+        self.per_rank = cfg.train.batch_size * cfg.rollout.n // world
         micro = min(cfg.train.micro_batch_size, self.per_rank)
         self.micro_batch_size = micro
         self.grad_accum = math.ceil(self.per_rank / micro)
@@ -205,6 +371,9 @@ class Trainer:
                 (self.run_dir / name).unlink(missing_ok=True)
         if distributed.is_main():
             (self.run_dir / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
+            if resume_from is None:
+                (self.run_dir / "phase.json").unlink(missing_ok=True)
+        self._write_phase_file()
         total = self.num_batches * cfg.train.updates_per_batch
         self.logger = MetricsLogger(self.run_dir, enabled=distributed.is_main(), tensorboard=cfg.train.tensorboard,
                                     progress_total=total if cfg.train.progress else None,
@@ -215,8 +384,10 @@ class Trainer:
                 self.validate()
             while self.next_batch < self.num_batches:
                 batch = self._batch_tasks(self.next_batch)
+                self._batch_success = []
                 for _ in range(cfg.train.updates_per_batch):
                     last = self.train_step(batch)
+                    self._batch_success.append(float(last["rollout/success_rate"]))
                     self._maybe_fail()
                 self.next_batch += 1
                 self._after_batch()
@@ -232,10 +403,38 @@ class Trainer:
         cfg = self.config.train
         done = self.next_batch
         final = done == self.num_batches
+        if self.schedule is not None and self._batch_success:
+            rate = float(np.mean(self._batch_success))
+            if self.schedule.observe(rate, step=self.global_step, batch=done - 1):
+                self._enter_grpo()
         if (cfg.val_every and done % cfg.val_every == 0) or (final and cfg.val_after_train):
             self.validate()
         if (cfg.save_every and done % cfg.save_every == 0) or final:
             self.save()
+
+    def _enter_grpo(self) -> None:
+        """Switch the rest of the run to GRPO: groups of ``switch_to_grpo.n``, no teacher, no context update.
+
+        The DeepSpeed engine keeps its micro-batch size and accumulates over the larger step. Called at
+        an outer-batch boundary (also when a resumed checkpoint is in the GRPO phase).
+        """
+        cfg = self.config
+        self.method_name = "grpo"
+        self.rollout_n = cfg.method.switch_to_grpo.n
+        self.per_rank = cfg.train.batch_size * self.rollout_n // distributed.world_size()
+        self.grad_accum = math.ceil(self.per_rank / self.micro_batch_size)
+        self.engine.set_train_batch_size(self.micro_batch_size * self.grad_accum * distributed.world_size())
+        self.engine.micro_steps = 0  # the next step starts a fresh accumulation window of the new size
+        self.teacher = None  # GRPO has no teacher; free its memory
+        self._write_phase_file()
+
+    def _write_phase_file(self) -> None:
+        """``RUN_DIR/phase.json``: the current phase and where the switch happened (schedule runs only)."""
+        if self.schedule is None or not distributed.is_main():
+            return
+        record = {"phase": self.schedule.phase, "method": self.method_name, "rollout_n": self.rollout_n,
+                  "switched_at": self.schedule.switched_at}
+        (self.run_dir / "phase.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
     def _maybe_fail(self) -> None:
         if self.fail_after_step is not None and self.global_step == self.fail_after_step:
@@ -265,38 +464,32 @@ class Trainer:
         samples = None
         if distributed.is_main():
             seed = derive_seed(cfg.train.seed, _PHASE_ID["rollout"], self.global_step)
-            samples = collect_samples(self.backend, self.source, tasks, n=cfg.rollout.n,
+            samples = collect_samples(self.backend, self.source, tasks, n=self.rollout_n,
                                       temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                                       max_tokens=cfg.rollout.max_tokens, seed=seed)
         return _broadcast(samples)
 
     def _views(self, samples: list[Sample]) -> list[Any]:
-        from resd_learner.context import SampleView
+        return sample_views(samples, self.config.method.success_threshold)
 
-        threshold = self.config.method.success_threshold
-        # as in the official reward code, a response that passes every test has no feedback
-        return [SampleView(example_id=s.task.example_id, group_index=s.group_index, prompt=s.task.prompt,
-                           response=s.response_text, reward=s.reward, success=s.reward >= threshold,
-                           feedback="" if s.score is None or s.score.passed else s.score.feedback)
-                for s in samples]
+    def _update_context(self, samples: list[Sample]) -> ContextResult | None:
+        """RESD's context update (main rank), then each sample's demonstration; both sent to every rank.
 
-    def _update_context(self, samples: list[Sample]) -> Any:
-        """L2's context update (main rank), then each sample's demonstration; both sent to every rank."""
-        if self.updater is None:
+        SDPO / SDPO+ss get only the demonstrations (same-group peers); GRPO gets None.
+        """
+        if self.method_name == "grpo":
             return None
         result = None
         if distributed.is_main():
-            from resd_learner.context import choose_demonstration
-
             self._context_calls = 0
             views = self._views(samples)
-            update = self.updater.update(self.global_step, views)  # also stores this step's successes
-            self._write_context_outputs(update)
-            method = self.config.method
-            solutions = [choose_demonstration(v, views, self.updater.solutions if self.config.context.solution_buffer
-                                              else None, self_success=method.distill_self_success)
-                         if method.use_solution else "" for v in views]
-            result = ContextResult(update=update, solutions=solutions)
+            update = None
+            if self.updater is not None:
+                update = self.updater.update(self.global_step, views)  # also stores this step's successes
+                self._write_context_outputs(update)
+            buffer = self.updater.solutions if self.updater is not None and self.config.context.solution_buffer \
+                else None
+            result = ContextResult(update=update, solutions=choose_demonstrations(views, self.config.method, buffer))
         return _broadcast(result)
 
     def _write_context_outputs(self, update: Any) -> None:
@@ -309,15 +502,23 @@ class Trainer:
         """Per-sample training sequences for this rank's shard (teacher inputs for the SD methods)."""
         method = self.config.method
         shard = list(range(len(samples)))[distributed.rank()::distributed.world_size()]
-        if method.name == "grpo":
-            return self._grpo_items(samples, shard)
+        if self.method_name == "grpo":
+            items = build_grpo_items(samples, self.rollout_n, method)
+            return [items[i] for i in shard]
+        if context is None:
+            raise RuntimeError("self-distillation needs this step's context (demonstrations); got none")
         weights = self._sample_weights(samples)
         views = self._views(samples)
-        items = []
-        for i in shard:
-            item = self._teacher_item(samples[i], views[i], context, i)
+        update = context.update
+        cfg = self.config
+        kwargs = {"enable_thinking": cfg.model.enable_thinking} if cfg.model.enable_thinking is not None else None
+        items = build_teacher_items(
+            [samples[i] for i in shard], [views[i] for i in shard], method=method, tokenizer=self.tokenizer,
+            solutions=[context.solutions[i] for i in shard],
+            reflections=[update.reflections[i] for i in shard] if update is not None else None,
+            playbook=update.playbook if update is not None else "", chat_template_kwargs=kwargs)
+        for item, i in zip(items, shard):
             item.weight = float(weights[i])
-            items.append(item)
         return items
 
     def _sample_weights(self, samples: list[Sample]) -> list[float]:
@@ -328,59 +529,6 @@ class Trainer:
 
         return success_rate_weights([s.reward for s in samples], threshold=method.success_threshold,
                                     alpha=method.success_alpha, beta=method.success_beta).tolist()
-
-    def _teacher_item(self, sample: Sample, view: Any, context: ContextResult, index: int) -> TrainItem:
-        from resd_learner.context import TeacherPromptTooLong, build_sdpo_teacher_inputs, build_teacher_inputs
-
-        cfg = self.config
-        method = cfg.method
-        if not sample.response_ids:  # nothing was generated (prompt too long): no loss for this sample
-            return TrainItem(student_ids=sample.prompt_ids[-1:] or [0], student_start=1, distill=False)
-        item = TrainItem(student_ids=sample.prompt_ids + sample.response_ids, student_start=len(sample.prompt_ids))
-        solution = context.solutions[index]
-        update = context.update
-        kwargs = {"enable_thinking": cfg.model.enable_thinking} if cfg.model.enable_thinking is not None else None
-        common = dict(prompt_messages=list(sample.task.messages), response_ids=sample.response_ids,
-                      max_length=method.max_teacher_length, chat_template_kwargs=kwargs)
-        feedback = view.feedback
-        try:
-            if method.name == "resd":
-                inputs = build_teacher_inputs(
-                    self.tokenizer, feedback=feedback, reflection=update.reflections[index],
-                    playbook=update.playbook, solution=solution, template=method.teacher_template,
-                    previous_trial=sample.response_text, use_feedback=method.use_feedback,
-                    use_reflection=method.use_reflection, use_playbook=method.use_playbook,
-                    use_solution=method.use_solution, **common)
-            else:
-                inputs = build_sdpo_teacher_inputs(self.tokenizer, solution=solution, feedback=feedback,
-                                                   use_feedback=method.use_feedback, **common)
-        except TeacherPromptTooLong:
-            inputs = None
-        if inputs is None:  # SDPO with neither demonstration nor feedback, or an unfittable prompt
-            item.distill = False
-            return item
-        item.teacher_ids, item.teacher_start = list(inputs.input_ids), int(inputs.response_start)
-        if len(item.teacher_ids) - item.teacher_start != item.response_len:
-            raise RuntimeError("the teacher sequence does not end with the student's response ids; "
-                               "build_teacher_inputs must append response_ids unchanged")
-        return item
-
-    def _grpo_items(self, samples: list[Sample], shard: list[int]) -> list[TrainItem]:
-        from resd_learner.grpo import group_advantages
-
-        method = self.config.method
-        advantages = group_advantages([s.reward for s in samples], self.config.rollout.n,
-                                      normalize_std=method.grpo_normalize_std).tolist()
-        items = []
-        for i in shard:
-            sample = samples[i]
-            if not sample.response_ids:
-                items.append(TrainItem(student_ids=sample.prompt_ids[-1:] or [0], student_start=1, distill=False))
-                continue
-            items.append(TrainItem(student_ids=sample.prompt_ids + sample.response_ids,
-                                   student_start=len(sample.prompt_ids), advantage=float(advantages[i]),
-                                   rollout_logprobs=sample.logprobs))
-        return items
 
     def _optimize(self, items: list[TrainItem], timer: Timer) -> dict[str, float]:
         """Forward/backward every micro-batch of this rank's items, then the optimizer step."""
@@ -415,7 +563,7 @@ class Trainer:
         s_ids, s_att, s_pos, mask = _pack([it.student_ids for it in chunk], [it.student_start for it in chunk],
                                           pad, device)
         mask = mask * torch.tensor([float(it.distill) for it in chunk], device=device)[:, None]
-        if cfg.method.name == "grpo":
+        if self.method_name == "grpo":
             with timer("loss"):
                 per_token = self._policy_loss(chunk, s_ids, s_att, s_pos, mask)
                 loss = aggregate_loss(per_token, mask, mode=cfg.loss.aggregation)
@@ -489,13 +637,19 @@ class Trainer:
             "rollout/per_test_case_mean": float(scores.mean()),
             "rollout/response_len_mean": float(np.mean([len(s.response_ids) for s in samples])),
             "rollout/truncated_frac": float(np.mean([s.truncated for s in samples])),
-            "loss/" + ("distill" if method.uses_teacher else "policy"): loss_stats["loss"],
+            "loss/" + ("policy" if self.method_name == "grpo" else "distill"): loss_stats["loss"],
             "loss/divergence": loss_stats["divergence_sum"] / max(loss_stats["tokens"], 1.0),
             "loss/tokens": loss_stats["tokens"],
             "optim/grad_norm": loss_stats["grad_norm"],
             "optim/lr": float(self.scheduler.get_last_lr()[0]) if self.scheduler is not None else 0.0,
             "teacher/distilled_frac": float(np.mean([it.distill for it in items])) if items else 0.0,
+            "method/phase": self.schedule.phase_index if self.schedule is not None else int(self.method_name == "grpo"),
+            "method/name": self.method_name,
         }
+        if self.method_name != "grpo":
+            for section in ("playbook", "feedback", "reflection", "solution"):
+                values[f"teacher/{section}_frac"] = float(np.mean([section in it.sections for it in items])) \
+                    if items else 0.0
         if update is not None:
             for key, value in update.stats.items():
                 values[f"context/{key}"] = value
@@ -540,7 +694,8 @@ class Trainer:
         json_state = {"global_step": self.global_step, "next_batch": self.next_batch,
                       "num_batches": self.num_batches,
                       "context": self.updater.state_dict() if self.updater is not None and distributed.is_main()
-                      else None}
+                      else None,
+                      "schedule": self.schedule.state_dict() if self.schedule is not None else None}
         return ckpt.save_checkpoint(self.run_dir / "checkpoints", self.global_step, self.engine,
                                     tokenizer=self.tokenizer, torch_state=torch_state, json_state=json_state,
                                     keep=self.config.train.keep_checkpoints)
@@ -554,6 +709,13 @@ class Trainer:
         if self.updater is not None and json_state.get("context") is not None:
             self.updater.load_state_dict(json_state["context"])
         ckpt.restore_rng(torch_state["rng"])
+        if self.schedule is not None:
+            if json_state.get("schedule") is not None:
+                self.schedule.load_state_dict(json_state["schedule"])
+            if self.schedule.is_grpo:
+                self._enter_grpo()
+            else:
+                self._write_phase_file()
         if distributed.is_main():
             for name in ("metrics.jsonl", "playbook_history.jsonl"):
                 truncate_jsonl(self.run_dir / name, self.global_step)
