@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import string
+
 import gymnasium
 import pytest
 from gymnasium import spaces
@@ -18,8 +20,8 @@ class LetterEnv(gymnasium.Env):
 
     def __init__(self, letters: str = "abcdefgh") -> None:
         self.letters = letters
-        self.observation_space = spaces.Text(max_length=100)
-        self.action_space = spaces.Text(max_length=100)
+        self.observation_space = spaces.Text(max_length=100, min_length=0, charset=string.printable)
+        self.action_space = spaces.Text(max_length=100, min_length=0, charset=string.printable)
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
