@@ -384,7 +384,7 @@ def run(config: TeacherSignalConfig, out_dir: str | Path, *, backend: Any = None
     load_s = time.perf_counter() - start
     summary: dict[str, Any] = {
         "config": asdict(config),
-        "model_dir": getattr(backend, "model_dir", None),
+        "model_dir": _portable_path(getattr(backend, "model_dir", None)),
         "torch_threads": torch.get_num_threads(),
         "tasks": {},
     }
@@ -470,3 +470,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _portable_path(path: str | None) -> str | None:
+    """``path`` with the home directory written as ``~``, so recorded summaries name no machine."""
+    if path is None:
+        return None
+    home = str(Path.home())
+    return "~" + path[len(home):] if path == home or path.startswith(home + "/") else path
+
