@@ -16,11 +16,12 @@ import argparse
 import json
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from resd_envs.api import family, list_envs, make, verify
-from resd_envs.errors import ResdEnvError
+from resd_envs.errors import ConfigError, ResdEnvError
 from resd_envs.progress import ProgressBar
 
 
@@ -206,17 +207,26 @@ def _is_bulky(value: Any) -> bool:
     return isinstance(value, (list, dict)) and len(json.dumps(value, default=str)) > 400
 
 
-def _family_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+def parse_options(items: Sequence[str], flag: str = "--option") -> dict[str, Any]:
+    """Turn ``KEY=VALUE`` strings into family kwargs; values are JSON when they parse, else strings.
+
+    Raises:
+        ConfigError: an item without ``=`` or with an empty key.
+    """
     kwargs: dict[str, Any] = {}
-    for item in getattr(args, "option", None) or []:
+    for item in items:
         key, sep, value = item.partition("=")
-        if not sep:
-            raise ResdEnvError(f"--option {item!r} must look like key=value")
+        if not sep or not key:
+            raise ConfigError(f"{flag} {item!r} must look like key=value, e.g. data_dir=/data/finer")
         try:
             kwargs[key] = json.loads(value)
         except json.JSONDecodeError:
             kwargs[key] = value
     return kwargs
+
+
+def _family_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return parse_options(getattr(args, "option", None) or [])
 
 
 def _build_parser() -> argparse.ArgumentParser:

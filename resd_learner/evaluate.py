@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from resd_envs.cli import parse_options
+
 #: The two accuracies reported for every sample.
 ACCURACIES: tuple[str, ...] = ("per_task", "per_test_case")
 
@@ -481,16 +483,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _family_kwargs(items: Sequence[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--family-kwarg {item!r}: use KEY=VALUE")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
+    return parse_options(items, flag="--family-kwarg")
 
 
 def _served_model_name(base_url: str, api_key: str | None) -> str:

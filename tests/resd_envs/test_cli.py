@@ -60,6 +60,8 @@ def test_bad_cli_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFi
     assert "does not exist" in capsys.readouterr().err
     assert main(["show", "resd/Nope-v0"]) == 2
     assert "not a resd environment" in capsys.readouterr().err
+    assert main(["show", ENV, "-o", "no_equals_sign"]) == 2
+    assert "must look like key=value" in capsys.readouterr().err
 
 
 def test_parallel_verify_matches_inline_and_keeps_order() -> None:
