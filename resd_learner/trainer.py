@@ -581,14 +581,22 @@ class Trainer:
         return loss, {"divergence_sum": float((per_token.detach() * mask).sum()), "tokens": float(mask.sum())}
 
     def _distill_loss(self, s_ids: Any, s_att: Any, s_pos: Any, t_hidden: Any, t_head: Any, mask: Any) -> Any:
-        """Per-token [B, R] divergence; chunked over hidden states unless ZeRO-3 partitions the head."""
+        """Per-token [B, R] divergence: chunked over hidden states (ZeRO 0-2) or, under ZeRO-3, from
+        logits of the response span only (the partitioned head cannot be chunked outside the engine)."""
         from resd_learner.loss import chunked_f_divergence_loss, f_divergence_loss
 
         cfg = self.config
         model = self.engine.module
         options = cfg.loss.loss_kwargs()
-        if cfg.distributed.zero_stage == 3:  # the lm_head weight is partitioned: let the engine form logits
-            logits = _gather_positions(self.engine(input_ids=s_ids, attention_mask=s_att).logits, s_pos)
+        if cfg.distributed.zero_stage == 3:
+            # The tied head is partitioned and must be used inside the engine's forward (used outside it,
+            # ZeRO-3 loses part of the tied weight's gradient). Ask for logits on the response span only.
+            import torch
+
+            first, last = int(s_pos.min()), int(s_pos.max())
+            keep = torch.arange(first, last + 1, device=s_ids.device)
+            span = self.engine(input_ids=s_ids, attention_mask=s_att, logits_to_keep=keep).logits
+            logits = _gather_positions(span, s_pos - first)
             teacher_logits = t_hidden.to(t_head.dtype) @ t_head.T
             return f_divergence_loss(logits, teacher_logits.to(logits.device), mask, **options)
         hidden = model.base_model(input_ids=s_ids, attention_mask=s_att, use_cache=False).last_hidden_state
