@@ -413,8 +413,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     problems: list[str] = []
     data = apply_overrides(data, overrides, problems)
     config = build_dataclass(RunConfig, data, "", problems)
-    if not problems:
-        problems.extend(collect_problems(config))
+    problems.extend(p for p in collect_problems(config) if p not in problems)
     if problems:
         raise ConfigError(problems, source)
     return config
@@ -424,8 +423,7 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
     """Build and validate a :class:`RunConfig` from nested plain data (e.g. a saved config.yaml)."""
     problems: list[str] = []
     config = build_dataclass(RunConfig, data, "", problems)
-    if not problems:
-        problems.extend(collect_problems(config))
+    problems.extend(p for p in collect_problems(config) if p not in problems)
     if problems:
         raise ConfigError(problems)
     return config
@@ -482,7 +480,8 @@ def build_dataclass(cls: type, data: Any, path: str, problems: list[str]) -> Any
     """Instantiate ``cls`` from ``data``, appending every problem found to ``problems``.
 
     Unknown keys get a did-you-mean; values are checked against the field's type hint.
-    On problems a default instance is returned so that checking can go on.
+    Unknown keys are skipped and values of the wrong type keep their defaults, so that the value
+    checks of the remaining options still run and every problem is reported at once.
     """
     where = path or "the top level"
     if data is None:
@@ -493,7 +492,6 @@ def build_dataclass(cls: type, data: Any, path: str, problems: list[str]) -> Any
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     kwargs: dict[str, Any] = {}
-    count = len(problems)
     for key, value in data.items():
         full = f"{path}.{key}" if path else str(key)
         if key not in names:
@@ -501,9 +499,11 @@ def build_dataclass(cls: type, data: Any, path: str, problems: list[str]) -> Any
             hint = f"; did you mean {(path + '.' if path else '') + close[0]!r}?" if close else ""
             problems.append(f"unknown option {full!r}{hint} (valid in {where}: {', '.join(names)})")
             continue
-        kwargs[key] = _coerce(value, hints[key], full, problems)
-    if len(problems) > count:
-        return _default_instance(cls)
+        count = len(problems)
+        coerced = _coerce(value, hints[key], full, problems)
+        # a nested section keeps what it could build; a value of the wrong type keeps its default
+        if len(problems) == count or dataclasses.is_dataclass(coerced):
+            kwargs[key] = coerced
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:

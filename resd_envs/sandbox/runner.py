@@ -165,7 +165,8 @@ def _classify(report: ChildReport, n_calls: int,
         return "memory_limit", msg, _fill(outcomes, n_calls, "memory_limit", f"not run: {msg}")
     if timeouts >= limits.max_call_timeouts:
         msg = (f"{timeouts} call(s) exceeded the {limits.call_timeout_s:g} s limit; "
-               "the run stopped after the first" if limits.max_call_timeouts == 1 else
+               "the run stopped at the first timeout, so the later calls did not run"
+               if limits.max_call_timeouts == 1 else
                f"{timeouts} calls exceeded the {limits.call_timeout_s:g} s limit; the run stopped")
         return "timeout", msg, _fill(outcomes, n_calls, "timeout", "not run: an earlier call timed out")
     if len(outcomes) == n_calls and t.ended:
