@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from resd_envs.api import family, list_envs, make, verify
-from resd_envs.errors import ConfigError, ResdEnvError
+from resd_envs.errors import ConfigError, DataNotFoundError, ResdEnvError
 from resd_envs.progress import ProgressBar
 
 
@@ -150,6 +150,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
             facts = env.unwrapped.family.describe()
             env.close()
             print(f"ok    {env_id} {json.dumps(facts) if facts else ''}".rstrip())
+        except DataNotFoundError as exc:  # user-provided data (Finer) that is not configured: not a failure
+            print(f"skip  {env_id}: {exc}")
         except Exception as exc:  # report every env, not just the first failure
             failures += 1
             print(f"FAIL  {env_id}: {type(exc).__name__}: {exc}")

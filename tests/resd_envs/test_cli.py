@@ -108,3 +108,11 @@ def test_a_failing_worker_is_a_clear_error_and_the_pool_is_replaced() -> None:
         pool.map(jobs, ("binary", "minimal", 100))
     fresh = shared_pool(ENV, {}, 2)
     assert fresh is not pool and len(fresh.map(jobs, ("binary", "minimal", 100))) == 20
+
+
+def test_check_passes_and_skips_envs_whose_data_is_not_configured(monkeypatch, capsys) -> None:
+    assert main(["check", ENV]) == 0
+    assert capsys.readouterr().out.startswith("ok    resd/Manufactoria-Has-v0")
+    monkeypatch.delenv("RESD_FINER_DATA", raising=False)
+    assert main(["check", "resd/Finer-v0"]) == 0
+    assert capsys.readouterr().out.startswith("skip  resd/Finer-v0")
