@@ -35,15 +35,22 @@ def _user(content: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": content}]
 
 
+def _sample_slots(sample: SampleView, max_slot_chars: int, remove_thinking: bool) -> dict[str, str]:
+    """The capped ``prompt`` and ``response`` slots shared by the reflector and success-tagger prompts."""
+    response = strip_thinking(sample.response) if remove_thinking else sample.response
+    return {
+        "prompt": cap_middle(sample.prompt, max_slot_chars),
+        "response": cap_middle(response, max_slot_chars) or "(empty response)",
+    }
+
+
 def reflector_messages(
     sample: SampleView, playbook_text: str, *, max_slot_chars: int, remove_thinking: bool = True
 ) -> list[dict[str, str]]:
     """Chat messages asking for a diagnosis of one failed ``sample``."""
-    response = strip_thinking(sample.response) if remove_thinking else sample.response
     return _user(
         REFLECTOR_TEMPLATE.format(
-            prompt=cap_middle(sample.prompt, max_slot_chars),
-            response=cap_middle(response, max_slot_chars) or "(empty response)",
+            **_sample_slots(sample, max_slot_chars, remove_thinking),
             feedback=cap_middle(sample.feedback, max_slot_chars) or EMPTY_FEEDBACK,
             playbook=playbook_text or EMPTY_PLAYBOOK,
         )
@@ -54,13 +61,8 @@ def success_tagger_messages(
     sample: SampleView, playbook_text: str, *, max_slot_chars: int, remove_thinking: bool = True
 ) -> list[dict[str, str]]:
     """Chat messages asking which entries helped a correct ``sample``."""
-    response = strip_thinking(sample.response) if remove_thinking else sample.response
     return _user(
-        SUCCESS_TAGGER_TEMPLATE.format(
-            prompt=cap_middle(sample.prompt, max_slot_chars),
-            response=cap_middle(response, max_slot_chars) or "(empty response)",
-            playbook=playbook_text,
-        )
+        SUCCESS_TAGGER_TEMPLATE.format(**_sample_slots(sample, max_slot_chars, remove_thinking), playbook=playbook_text)
     )
 
 
