@@ -1,4 +1,4 @@
-"""Shared test setup: locate ../shared (reference material) and point Finer at its sample data."""
+"""Test setup: the vendored data under ``tests/data`` (see its README) and Finer pointed at its sample files."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-FINER_DATA = SHARED / "data" / "finer"
-FIDELITY = SHARED / "fidelity"
+DATA = REPO_ROOT / "tests" / "data"
+FINER_DATA = DATA / "finer"
+FIDELITY = DATA / "fidelity"
 
 if FINER_DATA.is_dir():
     os.environ.setdefault("RESD_FINER_DATA", str(FINER_DATA))
@@ -34,7 +34,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.fail(f"the shared reference folder {SHARED} is missing; it must sit beside the checkout")
-    return SHARED
+def data_dir() -> Path:
+    """``tests/data``: golden cases of the reference implementations and the FiNER sample files."""
+    if not DATA.is_dir():
+        pytest.fail(f"the test data folder {DATA} is missing; it ships with the repository")
+    return DATA

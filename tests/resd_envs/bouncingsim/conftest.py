@@ -25,8 +25,8 @@ def inprocess(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def sample_rows(shared_dir: Path) -> list[dict[str, Any]]:
-    sample = shared_dir / "fidelity" / "bouncingsim_sample.jsonl"
+def sample_rows(data_dir: Path) -> list[dict[str, Any]]:
+    sample = data_dir / "fidelity" / "bouncingsim_sample.jsonl"
     if not sample.is_file():
         pytest.fail(f"the fidelity sample {sample} is missing")
     return [json.loads(line) for line in sample.read_text(encoding="utf-8").splitlines() if line.strip()]

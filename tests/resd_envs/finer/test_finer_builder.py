@@ -56,7 +56,7 @@ def test_entity_items_take_the_first_three_tagged_tokens() -> None:
     assert items[0].sentence == "a 1 b 2 3 4"
 
 
-def test_local_build_gives_valid_ace_records(sentence_file: Path, tmp_path: Path, shared_dir: Path) -> None:
+def test_local_build_gives_valid_ace_records(sentence_file: Path, tmp_path: Path, data_dir: Path) -> None:
     out = tmp_path / "data" / STANDARD_FILES["train"]
     config = BuildConfig(seed=7, num_records=20, pool_size=30)
     report = build_file(LocalSentences(sentence_file), out, config, source_name=str(sentence_file))
@@ -65,7 +65,7 @@ def test_local_build_gives_valid_ace_records(sentence_file: Path, tmp_path: Path
     assert all(len(r.gold) == 4 and len(r.questions) == 4 for r in records)
     assert all(set(r.options) == set(LABELS) for r in records)
     # same template as the shared files: identical text outside the option list and the questions
-    shared = read_records(shared_dir / "data" / "finer" / STANDARD_FILES["test"])[0].context
+    shared = read_records(data_dir / "finer" / STANDARD_FILES["test"])[0].context
     ours = records[0].context
     assert ours.split("options: ")[0] == shared.split("options: ")[0]
     assert ours.split("Provide nothing else. \n")[0].split(". Answer")[1] == shared.split(
@@ -98,12 +98,12 @@ def test_leftovers_carry_over_and_partial_record_is_optional(sentence_file: Path
     assert min(tails) == (items % 4 or 4)
 
 
-def test_exclusion_and_label_order(sentence_file: Path, tmp_path: Path, shared_dir: Path) -> None:
+def test_exclusion_and_label_order(sentence_file: Path, tmp_path: Path, data_dir: Path) -> None:
     source = LocalSentences(sentence_file)
     first_out = tmp_path / "first.jsonl"
     build_file(source, first_out, BuildConfig(num_records=5, pool_size=5), source_name="synthetic")
     used = {q.sentence for r in read_records(first_out) for q in r.questions}
-    val = shared_dir / "data" / "finer" / STANDARD_FILES["test"]
+    val = data_dir / "finer" / STANDARD_FILES["test"]
     out = tmp_path / "second.jsonl"
     report = build_file(
         source, out, BuildConfig(num_records=5, pool_size=8), source_name="synthetic",

@@ -23,8 +23,8 @@ ENV_ID = "resd/Finer-v0"
 
 
 @pytest.fixture(scope="module")
-def finer_dir(shared_dir: Path) -> Path:
-    return shared_dir / "data" / "finer"
+def finer_dir(data_dir: Path) -> Path:
+    return data_dir / "finer"
 
 
 @pytest.fixture(scope="module")

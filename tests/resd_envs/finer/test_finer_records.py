@@ -29,8 +29,8 @@ def _write(tmp_path: Path, lines: list[str]) -> Path:
 
 
 @pytest.mark.parametrize("name,count", [(VAL, 500), (SUBSET, 441)])
-def test_shared_files_load(shared_dir: Path, name: str, count: int) -> None:
-    records = read_records(shared_dir / "data" / "finer" / name)
+def test_shared_files_load(data_dir: Path, name: str, count: int) -> None:
+    records = read_records(data_dir / "finer" / name)
     assert len(records) == count
     assert all(len(r.gold) == 4 and len(r.questions) == 4 for r in records)
     assert all(set(r.options) == set(LABELS) and len(r.options) == 139 for r in records)
@@ -38,8 +38,8 @@ def test_shared_files_load(shared_dir: Path, name: str, count: int) -> None:
     assert [r.index for r in records] == list(range(count))
 
 
-def test_shared_val_first_record(shared_dir: Path) -> None:
-    first = read_records(shared_dir / "data" / "finer" / VAL)[0]
+def test_shared_val_first_record(data_dir: Path) -> None:
+    first = read_records(data_dir / "finer" / VAL)[0]
     assert first.questions[0].entity == "34.6"
     assert first.gold[3] == "PaymentsToAcquireBusinessesGross"
     assert first.questions[2].sentence == first.questions[3].sentence

@@ -10,13 +10,13 @@ import pytest
 from resd_envs import manufactoria as mf
 
 # Same location as tests/conftest.py's FIDELITY (needed at collection time for parametrisation).
-FIDELITY = Path(__file__).resolve().parents[3].parent / "shared" / "fidelity"
+FIDELITY = Path(__file__).resolve().parents[2] / "data" / "fidelity"
 SAMPLE = FIDELITY / "manufactoria_sample.jsonl"
 
 
 def _cases() -> list[dict]:
     if not SAMPLE.is_file():
-        pytest.fail(f"golden file {SAMPLE} is missing; the shared folder must sit beside the checkout")
+        pytest.fail(f"golden file {SAMPLE} is missing; it ships with the repository under tests/data")
     return [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 

@@ -15,7 +15,7 @@ import resd_envs
 from resd_envs.manufactoria import family as fam_module
 from resd_envs.manufactoria.problems import Problem, build_tests, is_subsequence, predicate
 
-SPLIT_FILE = Path(__file__).resolve().parents[3].parent / "shared" / "fidelity" / "manufactoria_has_split.jsonl"
+SPLIT_FILE = Path(__file__).resolve().parents[2] / "data" / "fidelity" / "manufactoria_has_split.jsonl"
 ENV_ID = "resd/Manufactoria-Has-v0"
 
 
