@@ -214,6 +214,7 @@ def live_verdicts(base: str, row: SceneRow, ours: np.ndarray) -> list[int]:
 def check_rows(rows: list[SceneRow], report: FidelityReport, base: str | None = None) -> None:
     """Simulate every scene, compare each time with the reference, and fill the group summaries."""
     errors_by_group: dict[str, list[float]] = {}
+    within_by_group: dict[str, list[bool]] = {}
     scenes: list[dict[str, Any]] = []
     for row in rows:
         ours = simulate(row.scene, row.times)
@@ -238,12 +239,13 @@ def check_rows(rows: list[SceneRow], report: FidelityReport, base: str | None = 
                 reason=None if agree or note else reason, note=note, value=float(errs[k]),
             ))
         errors_by_group.setdefault(row.group, []).extend(float(e) for e in errs)
+        within_by_group.setdefault(row.group, []).extend(bool(e <= row.tolerance) for e in errs)
         scenes.append({"row": row, "ours": ours, "errors": errs})
     for group, values in errors_by_group.items():
         arr = np.asarray(values)
         report.groups.setdefault(group, {}).update(
             scenes=sum(1 for s in scenes if s["row"].group == group),
-            within_tolerance=float((arr <= TOLERANCE).mean()) if arr.size else 0.0,
+            within_tolerance=float(np.mean(within_by_group[group])),
             error_mean=float(arr.mean()), error_median=float(np.median(arr)),
             error_p95=float(np.percentile(arr, 95)), error_max=float(arr.max()),
         )
