@@ -40,7 +40,8 @@ TOLERANCE = 50.0
 WORST = 5
 PICTURES = 4
 _ASSERT = re.compile(
-    r"^\s*assert\s+check_distance\(\s*predict_position\(\s*([-+0-9.eE]+)\s*\)\s*,\s*(\[.*\])\s*\)\s*<=\s*([-+0-9.eE]+)\s*$",
+    r"^\s*assert\s+check_distance\(\s*predict_position\(\s*([-+0-9.eE]+)\s*\)\s*,"
+    r"\s*(\[.*\])\s*\)\s*<=\s*([-+0-9.eE]+)\s*$",
     re.DOTALL,
 )
 FAMILY_NAMES = {"A": "ROTOBJ", "B": "ROTBOX", "C": "MOVBOX", "D": "GRAVITY", "F": "MULTIBOX", "G": "MULTIOBJ"}
@@ -80,7 +81,9 @@ def parse_assert(text: Any, index: int) -> tuple[float, list[list[float]], float
         positions = ast.literal_eval(match.group(2))
         return float(match.group(1)), positions, float(match.group(3))
     except (ValueError, SyntaxError) as exc:
-        raise RowFormatError(f"ground_truth[{index}]: the expected positions are not a list of [x, y] ({exc})") from exc
+        raise RowFormatError(
+            f"ground_truth[{index}]: the expected positions are not a list of [x, y] ({exc})"
+        ) from exc
 
 
 def _maybe_json(value: Any, name: str) -> Any:
@@ -139,7 +142,8 @@ def read_row(line: int, row: dict[str, Any], *, live: bool = False) -> SceneRow:
     except (SceneError, ValueError, TypeError) as exc:
         raise RowFormatError(f"the scene cannot be loaded: {exc}") from exc
     if not isinstance(times, list) or not times or not all(
-        isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and 0 <= t <= 60 for t in times
+        isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and 0 <= t <= 60
+        for t in times
     ):
         raise RowFormatError(f'"timestamps" is {short(times)}; it should be a list of times in seconds (0-60)')
     try:
@@ -175,7 +179,8 @@ def known_reason(row: SceneRow) -> str | None:
         return ("known difference: spinning-ball family A is ill-conditioned; pymunk and Box2D couple spin and "
                 "translation differently (pymunk matches 78-100% of A tests; Box2D disagrees with itself on some "
                 "medium scenes)")
-    if isinstance(d.get("pymunk_dt_1_4000_tests_within_tol"), int) and d["pymunk_dt_1_4000_tests_within_tol"] < n:
+    pymunk_within = d.get("pymunk_dt_1_4000_tests_within_tol")
+    if isinstance(pymunk_within, int) and pymunk_within < n:
         return ("known difference: pymunk vs Box2D contact resolution; the row's diagnostics record the same miss "
                 "for a pymunk set-up")
     return None

@@ -31,7 +31,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                        description=DESCRIPTION)
     p.set_defaults(handler=command)
     p.add_argument("env", metavar="ENV_ID", help="e.g. resd/Manufactoria-Has-v0")
-    p.add_argument("--against", metavar="FILE", help="JSONL in the env's reference format (default: shipped sample)")
+    p.add_argument("--against", metavar="FILE",
+                   help="JSONL in the env's reference format (default: the shipped sample)")
     p.add_argument("--reference-url", metavar="URL",
                    help="base URL of a running DELTA reference server; its answers replace those in the file")
     p.add_argument("--json", metavar="OUT", help="write the JSON report here")

@@ -70,6 +70,7 @@ def format_report(report: FidelityReport) -> str:
         if len(report.row_errors) > LIST_LIMIT:
             out.append(f"  ... and {len(report.row_errors) - LIST_LIMIT} more")
         if report.stopped_early:
-            out.append("  stopped reading: too many malformed rows (is this the right format? see docs/fidelity.md)")
+            out.append("  stopped reading: too many malformed rows "
+                       "(is this the right format? see docs/fidelity.md)")
     out += ["", report.one_line()]
     return "\n".join(out)

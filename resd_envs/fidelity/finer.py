@@ -128,11 +128,12 @@ def check_row(row: FinerRow) -> Check:
     ]
     reason = note = None
     if not agree and not same_extraction and ace_is_correct(ace_answer, row.target) == row.is_correct:
-        reason = (f"known difference: answer extraction. resd read {short(ours_answer)} ({ours.extraction.method}); "
-                  f"ACE's extractor reads {short(ace_answer)}. resd also reads <answer> tags, skips thinking and "
-                  "falls back to the last line (docs/finer.md)")
+        reason = (f"known difference: answer extraction. resd read {short(ours_answer)} "
+                  f"({ours.extraction.method}); ACE's extractor reads {short(ace_answer)}. resd also reads "
+                  "<answer> tags, skips thinking and falls back to the last line (docs/finer.md)")
     elif agree and not same_extraction:
-        note = f"extractions differ (resd {short(ours_answer)}, ACE {short(ace_answer)}) but the verdict is the same"
+        note = (f"extractions differ (resd {short(ours_answer)}, ACE {short(ace_answer)}) "
+                "but the verdict is the same")
     return Check(
         line=row.line, key=f"{row.label}", group=f"extraction: {ours.extraction.method}", agree=agree,
         ours={"is_correct": ours.per_task, "answer": ours.answer, "entity_accuracy": ours.per_test_case},

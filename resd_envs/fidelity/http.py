@@ -44,7 +44,8 @@ def post_json(base: str, endpoint: str, payload: dict[str, Any], timeout: float 
     """
     url = base + endpoint
     data = json.dumps(payload).encode("utf-8")
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method="POST")
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as reply:
             body = reply.read()

@@ -74,12 +74,13 @@ def read_row(line: int, row: dict[str, Any], *, live: bool) -> TapeRow | Respons
         if "result" in reference and reference["result"] not in RESULTS:
             raise RowFormatError(f'"result" is {short(reference["result"])}; use accept, reject or error')
         if reference.get("rejection") not in (None, *REJECTIONS):
-            raise RowFormatError(f'"rejection" is {short(reference["rejection"])}; use one of {", ".join(REJECTIONS)}'
-                                 " or null")
+            raise RowFormatError(f'"rejection" is {short(reference["rejection"])}; '
+                                 f'use one of {", ".join(REJECTIONS)} or null')
         if "steps" in reference and reference["steps"] is not None and (
             isinstance(reference["steps"], bool) or not isinstance(reference["steps"], int)
         ):
-            raise RowFormatError(f'"steps" is {short(reference["steps"])}; it should be an integer path length or null')
+            raise RowFormatError(f'"steps" is {short(reference["steps"])}; '
+                                 "it should be an integer path length or null")
         return TapeRow(line, program, tape, reference, label)
     if "response" in row:
         response = need(row, "response", str, "the full model response")
@@ -298,8 +299,8 @@ def live_tape_answers(base: str, program: str, tapes: list[str]) -> list[dict[st
     if not reply["valid"]:
         message = str(reply.get("message", ""))
         message = message.removeprefix("DSL Parse Error: ")
-        return [{"result": "error", "output_tape": None, "steps": None, "rejection": None, "error_message": message}
-                for _ in tapes]
+        error = {"result": "error", "output_tape": None, "steps": None, "rejection": None, "error_message": message}
+        return [dict(error) for _ in tapes]
     results = reply.get("results")
     if not isinstance(results, list) or len(results) != len(tapes):
         raise ReferenceServerError(f"/test_solution returned {short(results)} for {len(tapes)} test cases")
@@ -326,8 +327,8 @@ def check_live(rows: list[TapeRow | ResponseRow], base: str, report: FidelityRep
         if isinstance(row, TapeRow):
             report.checks.append(tape_check(row, answers[row.line]))
             continue
-        payload = {"dsl": extract_program(row.response), "test_cases": [dict(c, description="") for c in row.test_cases],
-                   "max_execution_time": 1.0}
+        cases = [dict(c, description="") for c in row.test_cases]
+        payload = {"dsl": extract_program(row.response), "test_cases": cases, "max_execution_time": 1.0}
         reply = post_json(base, "/test_solution", payload)
         if not isinstance(reply, dict) or "valid" not in reply:
             raise ReferenceServerError(f"/test_solution replied {short(reply, 120)}; expected DELTA's shape")

@@ -99,7 +99,8 @@ def run_fidelity(
             except RowFormatError as exc:
                 report.row_errors.append(RowError(line, str(exc)))
             else:
-                if against is None and checker.sample_level and getattr(row, "level", None) != checker.sample_level:
+                level = checker.sample_level
+                if against is None and level and getattr(row, "level", None) != level:
                     continue
                 rows.append(row)
         if len(report.row_errors) >= max_errors:
@@ -107,7 +108,8 @@ def run_fidelity(
             break
     if not rows:
         problems = "; ".join(str(e) for e in report.row_errors[:3])
-        raise ResdEnvError(f"{path}: no row could be checked{': ' + problems if problems else ' (the file is empty)'}")
+        detail = f": {problems}" if problems else " (the file is empty)"
+        raise ResdEnvError(f"{path}: no row could be checked{detail}")
     if env.startswith("resd/Manufactoria"):
         if base:
             manufactoria.check_live(rows, base, report)

@@ -44,8 +44,11 @@ def scene_picture_data(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _bounds(data: dict[str, Any]) -> tuple[float, float, float, float]:
-    xs = [x for wall in data["walls"] for x, _ in wall] + list(data["path"][..., 0].ravel()) + list(data["ref"][..., 0].ravel())
-    ys = [y for wall in data["walls"] for _, y in wall] + list(data["path"][..., 1].ravel()) + list(data["ref"][..., 1].ravel())
+    xs = [x for wall in data["walls"] for x, _ in wall]
+    ys = [y for wall in data["walls"] for _, y in wall]
+    for key in ("path", "ref"):
+        xs += list(data[key][..., 0].ravel())
+        ys += list(data[key][..., 1].ravel())
     pad = 20.0
     return min(xs) - pad, max(xs) + pad, min(ys) - pad, max(ys) + pad
 
@@ -133,7 +136,8 @@ def render_html(report: FidelityReport) -> str:
     notes = [c for c in report.checks if c.agree and c.note]
     if notes:
         parts.append(f"<h2>Agreements worth knowing ({len(notes)})</h2><ul>")
-        parts += [f"<li>line {c.line} {html.escape(c.key)}: {html.escape(c.note or '')}</li>" for c in notes[:200]]
+        parts += [f"<li>line {c.line} {html.escape(c.key)}: {html.escape(c.note or '')}</li>"
+                  for c in notes[:200]]
         parts.append("</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -205,7 +209,8 @@ def _png_matplotlib(report: FidelityReport, out: Path) -> None:
                 ax.scatter(data["ref"][:, b, 0], data["ref"][:, b, 1], color=REF_COLOUR, marker="x", s=28,
                            label="reference (Box2D)" if b == 0 else None)
                 w = data["worst"]
-                ax.plot([data["ours"][w, b, 0], data["ref"][w, b, 0]], [data["ours"][w, b, 1], data["ref"][w, b, 1]],
+                gap = np.stack([data["ours"][w, b], data["ref"][w, b]])
+                ax.plot(gap[:, 0], gap[:, 1],
                         color="black", lw=2, label="gap at worst time" if b == 0 else None)
             ax.set_aspect("equal")
             ax.set_title(data["title"], fontsize=8)
