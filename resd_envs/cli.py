@@ -283,6 +283,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = add("check", _cmd_check, "run gymnasium's check_env on every id")
     p.add_argument("envs", nargs="*")
+
+    from resd_envs.fidelity.cli import add_parser as add_fidelity_parser
+
+    add_fidelity_parser(sub)
     return parser
 
 
