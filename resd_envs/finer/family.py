@@ -88,7 +88,7 @@ class FinerFamily(TaskFamily):
     """
 
     env_id: ClassVar[str] = "resd/Finer-v0"
-    version: ClassVar[str] = "finer-v0"
+    version: ClassVar[str] = "v0"
     splits: ClassVar[tuple[str, ...]] = ("train", "test", "test_subset")
     runs_code: ClassVar[bool] = False
 
