@@ -126,7 +126,8 @@ def test_hidden_tapes_never_in_rows_prompts_or_feedback(fam) -> None:
         ev = fam.evaluate(task, wrong, detail=level, max_chars=0)
         quoted = set(re.findall(r"'([RBYG]+)'", ev.feedback + ev.privileged_feedback))
         assert not quoted & long_tapes
-        assert not any(t in json.dumps([r.as_dict() for r in ev.test_results]) for t in long_tapes)
+        messages = " ".join(r.message for r in ev.test_results)
+        assert not set(re.findall(r"'([RBYG]+)'", messages)) & long_tapes
 
 
 def test_policy_feedback_names_no_test_tape_and_shows_a_fresh_counterexample(fam) -> None:
