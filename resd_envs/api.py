@@ -11,7 +11,7 @@ from typing import Any
 
 import gymnasium
 
-from resd_envs.core.family import TaskFamily
+from resd_envs.core.family import TaskFamily, check_keywords
 from resd_envs.core.results import FEEDBACK_DETAILS, REWARD_MODES, VerifyResult
 from resd_envs.errors import ConfigError
 from resd_envs.pool import VerifyPoolError, discard_pool, shared_pool
@@ -51,14 +51,24 @@ def list_envs() -> list[str]:
     return [entry.env_id for entry in ENVS]
 
 
-def family(env_id: str, **family_kwargs: Any) -> TaskFamily:
-    """The (cached) task family behind ``env_id``, built with the registry's defaults + ``family_kwargs``."""
+#: Keyword arguments of :func:`verify` itself (the rest go to the family).
+VERIFY_KEYWORDS: tuple[str, ...] = ("reward_mode", "feedback", "max_feedback_chars", "max_workers")
+
+
+def family(env_id: str, *, _where: str = "family()", _also: tuple[str, ...] = (), **family_kwargs: Any) -> TaskFamily:
+    """The (cached) task family behind ``env_id``, built with the registry's defaults + ``family_kwargs``.
+
+    Raises:
+        ConfigError: a keyword argument the family does not take (the message lists the valid ones).
+    """
     entry = env_entry(env_id)
+    family_class = load_object(entry.family_entry_point)
+    check_keywords(family_kwargs, family_class, where=_where, also=_also)
     kwargs = {**entry.kwargs, **family_kwargs}
     key = (entry.env_id, repr(sorted(kwargs.items())))
     cached = _FAMILIES.get(key)
     if cached is None:
-        cached = load_object(entry.family_entry_point)(**kwargs)
+        cached = family_class(**kwargs)
         _FAMILIES[key] = cached
     return cached
 
@@ -66,12 +76,13 @@ def family(env_id: str, **family_kwargs: Any) -> TaskFamily:
 def load_tasks(env_id: str, split: str = "train", **family_kwargs: Any) -> list[dict[str, Any]]:
     """Task rows of ``split``: ``task_id``, ``prompt``, ``messages``, ``env_id``, ``split`` + family fields.
 
-    The rows are copies: changing them does not change the environment.
+    The rows are copies: changing them does not change the environment. Every column has one type
+    across rows (see :meth:`TaskFamily.export_row`), so they load into ``datasets.Dataset.from_list``.
     """
-    fam = family(env_id, **family_kwargs)
+    fam = family(env_id, _where="load_tasks()", **family_kwargs)
     rows = []
     for row in fam.tasks(split):
-        out = dict(row)
+        out = fam.export_row(row)
         out.setdefault("messages", [{"role": "user", "content": row["prompt"]}])
         out.setdefault("env_id", fam.env_id)
         out.setdefault("split", split)
@@ -98,8 +109,12 @@ def verify(
     interpreters, safe to use from scripts without a main guard and from threaded trainers), which
     load the task set once and are reused by later calls. Small batches are scored inline.
 
+    ``feedback`` is the detail of ``VerifyResult.feedback`` (``full``/``summary``/``minimal`` are
+    policy-safe; ``privileged`` reveals hidden expected outputs); ``VerifyResult.privileged_feedback``
+    always carries the revealing text for a teacher context.
+
     Raises:
-        ConfigError: mismatched lengths or invalid options.
+        ConfigError: mismatched lengths, invalid options or an unknown keyword argument.
         UnknownTaskError: a task id that is in no split of the env.
     """
     if len(task_ids) != len(responses):
@@ -108,7 +123,7 @@ def verify(
         raise ConfigError(f"reward_mode={reward_mode!r}: use one of {', '.join(REWARD_MODES)}")
     if feedback not in FEEDBACK_DETAILS:
         raise ConfigError(f"feedback={feedback!r}: use one of {', '.join(FEEDBACK_DETAILS)}")
-    fam = family(env_id, **family_kwargs)
+    fam = family(env_id, _where="verify()", _also=VERIFY_KEYWORDS, **family_kwargs)
     for task_id in task_ids:  # fail fast, in the caller, on unknown ids
         fam.task_by_id(str(task_id))
     jobs = [(str(t), r if isinstance(r, str) else str(r)) for t, r in zip(task_ids, responses)]

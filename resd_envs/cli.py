@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from resd_envs.api import family, list_envs, make, verify
-from resd_envs.errors import ConfigError, DataNotFoundError, ResdEnvError
+from resd_envs.core.results import FEEDBACK_DETAILS
+from resd_envs.errors import ConfigError, DataNotFoundError, MissingDependencyError, ResdEnvError
 from resd_envs.progress import ProgressBar
 
 
@@ -30,8 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except ResdEnvError as exc:
+    except ResdEnvError as exc:  # every user error: one line (the first line of the message), no traceback
         print(f"resd-envs: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. --out in a folder that does not exist
+        print(f"resd-envs: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
 
 
@@ -62,7 +66,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
         task = fam.task_by_id(args.task_id, args.split)
     else:
         rows = fam.tasks(split)
-        task = rows[args.index % len(rows)]
+        if not 0 <= args.index < len(rows):
+            raise ConfigError(f"--index {args.index} is out of range: split {split!r} has {len(rows)} tasks (0-{len(rows) - 1})")
+        task = rows[args.index]
     if args.json:
         print(json.dumps(task, indent=2, ensure_ascii=False, default=str))
         return 0
@@ -75,7 +81,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     if args.file:
-        response = Path(args.file).read_text(encoding="utf-8")
+        response = read_text_file(args.file, "--file")
     elif args.response is not None:
         response = args.response
     else:
@@ -133,7 +139,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     if render is None:
         raise ResdEnvError(f"{fam.env_id} draws no pictures; rendering is available for BouncingSim")
     task = fam.task_by_id(args.task_id)
-    response = Path(args.response_file).read_text(encoding="utf-8") if args.response_file else None
+    response = read_text_file(args.response_file, "--response-file") if args.response_file else None
     for path in render(task, response, png=args.png, gif=args.gif):
         print(path)
     return 0
@@ -146,10 +152,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
     for env_id in args.envs or list_envs():
         try:
             env = make(env_id, **_family_kwargs(args))
-            check_env(env.unwrapped, skip_render_check=False)
+            skipped = ""
+            try:
+                check_env(env.unwrapped, skip_render_check=False)
+            except MissingDependencyError as exc:  # an optional extra (pillow for pictures) is absent
+                check_env(env.unwrapped, skip_render_check=True)
+                skipped = f" (picture check skipped: {exc})"
             facts = env.unwrapped.family.describe()
             env.close()
-            print(f"ok    {env_id} {json.dumps(facts) if facts else ''}".rstrip())
+            print(f"ok    {env_id} {json.dumps(facts) if facts else ''}".rstrip() + skipped)
         except DataNotFoundError as exc:  # user-provided data (Finer) that is not configured: not a failure
             print(f"skip  {env_id}: {exc}")
         except Exception as exc:  # report every env, not just the first failure
@@ -186,17 +197,29 @@ def format_summary(summary: dict[str, Any]) -> str:
     )
 
 
-def _read_jobs(path: Path) -> list[tuple[str, str]]:
+def read_text_file(path: str | Path, option: str) -> str:
+    """The UTF-8 text of ``path``; a missing, unreadable or binary file is a one-line ResdEnvError."""
+    path = Path(path)
     if not path.is_file():
-        raise ResdEnvError(f"responses file {path} does not exist")
+        raise ResdEnvError(f"{option} {path}: no such file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResdEnvError(f"{option} {path}: not UTF-8 text (byte {exc.start}); give a text file") from None
+    except OSError as exc:
+        raise ResdEnvError(f"{option} {path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def _read_jobs(path: Path) -> list[tuple[str, str]]:
     jobs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text_file(path, "--responses").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ResdEnvError(f"{path}:{number}: not valid JSON ({exc.msg}); each line must be an object") from exc
+        except (json.JSONDecodeError, RecursionError) as exc:
+            why = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            raise ResdEnvError(f"{path}:{number}: not valid JSON ({why}); each line must be an object") from None
         if not isinstance(row, dict) or "task_id" not in row or "response" not in row:
             raise ResdEnvError(f'{path}:{number}: each line needs "task_id" and "response" keys')
         jobs.append((str(row["task_id"]), str(row["response"])))
@@ -222,7 +245,7 @@ def parse_options(items: Sequence[str], flag: str = "--option") -> dict[str, Any
             raise ConfigError(f"{flag} {item!r} must look like key=value, e.g. data_dir=/data/finer")
         try:
             kwargs[key] = json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             kwargs[key] = value
     return kwargs
 
@@ -258,7 +281,8 @@ def _build_parser() -> argparse.ArgumentParser:
         p = add(name, handler, text)
         p.add_argument("env")
         p.add_argument("--reward-mode", default="binary", choices=["binary", "pass_rate"])
-        p.add_argument("--feedback", default="full", choices=["full", "summary", "minimal"])
+        p.add_argument("--feedback", default="full", choices=list(FEEDBACK_DETAILS),
+                       help="feedback level; 'privileged' reveals expected outputs (teacher/human only)")
         p.add_argument("--max-feedback-chars", type=int, default=4000)
         if name == "verify":
             p.add_argument("--task-id", required=True)

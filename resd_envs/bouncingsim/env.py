@@ -27,6 +27,11 @@ class BouncingSimEnv(TaskEnv):
     A test time passes when the mean over balls of the distance to the true centre is <= 50.
     ``reward_mode="binary"`` (default): 1.0 iff all 15 pass; ``"pass_rate"``: the passed fraction.
 
+    ## Feedback
+    Policy-safe at ``feedback="full"`` (default), ``"summary"``, ``"minimal"``: no expected position and
+    no exact per-ball distance. ``info["privileged_feedback"]`` adds them, for a teacher context or a
+    human; ``feedback="privileged"`` is refused with ``max_attempts > 1``.
+
     ## Episode end
     After a passing attempt or ``max_attempts`` attempts (``terminated=True``).
 

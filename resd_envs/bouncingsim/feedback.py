@@ -1,8 +1,11 @@
 """Feedback text for a scored BouncingSim submission.
 
-Detail levels: ``minimal`` (verdict and error), ``summary`` (+ one line per test time with the
-per-ball distances or the failure), ``full`` (+ expected and returned positions, the trimmed
-traceback of the first exception). Every text is capped with :func:`cap_text`.
+Policy-safe levels (never an expected position, nor anything it can be solved from in a few
+attempts, such as exact per-ball distances): ``minimal`` (verdict and error), ``summary`` (+ one line
+per test time: pass/FAIL, the mean distance rounded to a whole unit, which balls are off by more than
+the tolerance, or the failure), ``full`` (+ the positions the program returned and the trimmed
+traceback of the first exception). ``privileged`` (for a teacher or a human) adds the exact per-ball
+distances and the expected positions. Every text is capped with :func:`cap_text`.
 """
 
 from __future__ import annotations
@@ -55,12 +58,16 @@ def _fmt_pairs(pairs: Sequence[Sequence[float]]) -> str:
     return "[" + ", ".join(f"[{p[0]:.2f}, {p[1]:.2f}]" for p in pairs) + "]"
 
 
-def _case_line(case: CaseResult, tolerance: float) -> str:
+def _case_line(case: CaseResult, tolerance: float, privileged: bool) -> str:
     head = f"t={case.time:.2f}  {'pass' if case.passed else 'FAIL'}"
-    if case.errors is not None:
+    if case.errors is None:
+        return f"{head}  {case.problem}"
+    if privileged:
         per_ball = ", ".join(f"{e:.1f}" for e in case.errors)
         return f"{head}  mean distance {case.mean_error:.2f} (limit {tolerance:g}); per ball: {per_ball}"
-    return f"{head}  {case.problem}"
+    far = [str(i + 1) for i, e in enumerate(case.errors) if e > tolerance]
+    where = f"; balls off by more than {tolerance:g}: {', '.join(far)}" if far else ""
+    return f"{head}  mean distance ~{case.mean_error:.0f} (limit {tolerance:g}){where}"
 
 
 def build_feedback(
@@ -74,7 +81,7 @@ def build_feedback(
     max_chars: int = 4000,
     tolerance: float = TOLERANCE,
 ) -> str:
-    """The feedback text (see the module docstring for the detail levels)."""
+    """The feedback text at ``detail`` (see the module docstring: only ``privileged`` shows ``expected``)."""
     passed = sum(1 for c in cases if c.passed)
     total = len(cases)
     lines = [
@@ -92,15 +99,15 @@ def build_feedback(
         lines.append(f"Error ({error_type}): {why}" + (f": {first}" if first else "."))
     elif passed == total and total:
         lines.append("All predictions are within tolerance.")
+    privileged = detail == "privileged"
     if detail != "minimal" and error_type != "no_code":
         for case, exp in zip(cases, expected):
-            lines.append(_case_line(case, tolerance))
-            if detail == "full" and case.errors is not None and not case.passed:
+            lines.append(_case_line(case, tolerance, privileged))
+            if privileged and (case.errors is None or not case.passed):
                 lines.append(f"    expected {_fmt_pairs(exp)}")
+            if detail in ("full", "privileged") and case.errors is not None and not case.passed:
                 lines.append(f"    returned {_fmt_pairs(case.returned or ())}")
-            elif detail == "full" and case.errors is None:
-                lines.append(f"    expected {_fmt_pairs(exp)}")
-        if detail == "full" and traceback.strip():
+        if detail in ("full", "privileged") and traceback.strip():
             lines.append("First exception (your code):")
             lines.append(trim_traceback(traceback))
     return cap_text("\n".join(lines), max_chars)

@@ -65,6 +65,16 @@ class SceneError(ResdEnvError, ValueError):
     """A scene dict that does not follow the documented format; the message names the field."""
 
 
+#: Size bounds of a scene (the shipped sets use 1 container and 3-5 balls): they keep the oracle's
+#: cost per scene to about a second and bound what a malformed row can ask for.
+MAX_BALLS = 16
+MAX_CONTAINERS = 8
+#: Largest magnitude of any number in a scene (positions, velocities, sizes, rates).
+MAX_MAGNITUDE = 1e6
+#: Longest math-expression string accepted for a number (e.g. ``"2*pi/3"``).
+MAX_EXPRESSION_CHARS = 100
+
+
 @dataclass(frozen=True)
 class TranslationPath:
     """Prescribed container translation; see the module docstring for the formulas."""
@@ -203,10 +213,6 @@ class Scene:
     def n_balls(self) -> int:
         return len(self.balls)
 
-    @property
-    def has_dynamic_containers(self) -> bool:
-        return self.rotation_profile is not None or any(c.translation is not None for c in self.containers)
-
 
 # -- parsing ------------------------------------------------------------------------------------
 _OPS = {
@@ -262,16 +268,21 @@ def _number(value: Any, where: str, default: float | None = None) -> float:
     if isinstance(value, bool):
         raise SceneError(f"{where} is a boolean ({value}); give a number")
     if isinstance(value, (int, float)):
-        out = float(value)
+        try:
+            out = float(value)
+        except OverflowError:
+            raise SceneError(f"{where} is an integer too large for a number") from None
     elif isinstance(value, str):
+        if len(value) > MAX_EXPRESSION_CHARS:
+            raise SceneError(f"{where} is a {len(value)}-character string; give a number or a short math expression")
         try:
             out = _eval_expr(ast.parse(value, mode="eval").body)
-        except (SyntaxError, ValueError, TypeError, ZeroDivisionError, OverflowError) as exc:
+        except (SyntaxError, ValueError, TypeError, ZeroDivisionError, OverflowError, RecursionError, MemoryError) as exc:
             raise SceneError(f"{where} = {value!r} is not a number or a math expression ({exc})") from None
     else:
-        raise SceneError(f"{where} = {value!r} ({type(value).__name__}) is not a number")
-    if not math.isfinite(out):
-        raise SceneError(f"{where} = {value!r} is not finite")
+        raise SceneError(f"{where} = {str(value)[:60]!r} ({type(value).__name__}) is not a number")
+    if not math.isfinite(out) or abs(out) > MAX_MAGNITUDE:
+        raise SceneError(f"{where} = {str(value)[:60]!r} must be finite and at most {MAX_MAGNITUDE:g} in size")
     return out
 
 
@@ -317,7 +328,7 @@ def _path(spec: Any, where: str) -> TranslationPath | None:
     if kind == "piecewise":
         return TranslationPath(
             "piecewise",
-            segments=max(1, int(_number(spec.get("segments"), f"{where}.segments", 4))),
+            segments=_sides(spec.get("segments", 4), f"{where}.segments", 1),
             amplitude=_number(spec.get("amplitude"), f"{where}.amplitude", 0.0),
         )
     raise SceneError(f"{where}.type = {kind!r} is not supported; use 'sin1d', 'lissajous' or 'piecewise'")
@@ -337,17 +348,25 @@ def load_scene(data: Mapping[str, Any]) -> Scene:
 
         try:
             data = json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise SceneError(f"scene text is not valid JSON: {exc}") from None
     if not isinstance(data, Mapping):
         raise SceneError(f"a scene must be a dict with 'boxes' and 'balls', got {type(data).__name__}")
     for key in ("scene", "scene_config"):
         if "boxes" not in data and key in data:
-            return load_scene(data[key])
+            inner = data[key]
+            if isinstance(inner, Mapping) and "boxes" not in inner and ("scene" in inner or "scene_config" in inner):
+                raise SceneError(f"{key} holds another wrapped scene; give the scene dict itself")
+            return load_scene(inner)
     if not isinstance(data.get("boxes"), list) or not data["boxes"]:
         raise SceneError("scene['boxes'] must be a non-empty list of containers")
     if not isinstance(data.get("balls"), list) or not data["balls"]:
         raise SceneError("scene['balls'] must be a non-empty list of balls")
+    if len(data["boxes"]) > MAX_CONTAINERS or len(data["balls"]) > MAX_BALLS:
+        raise SceneError(
+            f"scene has {len(data['boxes'])} containers and {len(data['balls'])} balls; at most "
+            f"{MAX_CONTAINERS} containers and {MAX_BALLS} balls are supported"
+        )
     physics = data.get("physics") or {}
     meta = data.get("meta") or {}
     if not isinstance(physics, Mapping) or not isinstance(meta, Mapping):
@@ -379,10 +398,15 @@ def load_scene(data: Mapping[str, Any]) -> Scene:
         density = _number(b.get("density"), f"{w}.density", 1.0)
         if radius <= 0 or density <= 0:
             raise SceneError(f"{w}: radius ({radius}) and density ({density}) must be positive")
-        sides = int(_number(b.get("sides"), f"{w}.sides", 0))
-        if sides > 64 or sides < 0:
-            raise SceneError(f"{w}.sides = {sides} must be 0-2 (circle) or 3-64 (polygon)")
+        sides_value = _number(b.get("sides"), f"{w}.sides", 0)
+        if sides_value != int(sides_value) or not 0 <= sides_value <= 64:
+            raise SceneError(f"{w}.sides = {b.get('sides')!r} must be an integer 0-2 (circle) or 3-64 (polygon)")
+        sides = int(sides_value)
         color = b.get("color") or (255, 100, 50)
+        if isinstance(color, (list, tuple)) and not all(
+            isinstance(c, (int, float)) and not isinstance(c, bool) and 0 <= c <= 255 for c in list(color)[:3]
+        ):
+            raise SceneError(f"{w}.color = {str(color)[:60]} must be [r, g, b] with values 0-255")
         balls.append(
             Ball(
                 position=_pair(b.get("position"), f"{w}.position"),

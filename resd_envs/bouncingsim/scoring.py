@@ -41,7 +41,15 @@ class CaseResult:
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
+    """A short repr (ints of any size are cut before formatting: a huge int's repr is slow and capped)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    if isinstance(value, (list, tuple)) and len(value) > 8:
+        return f"a {type(value).__name__} of {len(value)} items"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # int repr digit limit, self-referencing containers
+        return f"a {type(value).__name__}"
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -67,9 +75,13 @@ def check_shape(value: Any, n_balls: int) -> tuple[tuple[tuple[float, float], ..
         for c in pair:
             if isinstance(c, bool) or not isinstance(c, (int, float)):
                 return None, f"ball {i + 1}: {_describe(c)} is not a number"
-            if not math.isfinite(c):
-                return None, f"ball {i + 1}: coordinate {c} is NaN or infinite"
-            coords.append(float(c))
+            try:
+                value = float(c)
+            except OverflowError:  # an int too large for a float (e.g. 400 digits)
+                return None, f"ball {i + 1}: coordinate {_describe(c)} is too large"
+            if not math.isfinite(value):
+                return None, f"ball {i + 1}: coordinate {_describe(c)} is NaN or infinite"
+            coords.append(value)
         out.append((coords[0], coords[1]))
     return tuple(out), None
 

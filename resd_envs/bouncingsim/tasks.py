@@ -48,8 +48,14 @@ def file_name(level: str, split: str) -> str:
     return f"{FAMILY}_{level}_{split}.jsonl.gz"
 
 
-def task_id(level: str, split: str, index: int) -> str:
-    return f"bsim-{FAMILY}-{level}-{split}-{index:04d}"
+def task_id(level: str, split: str, index: int, *, family: str = FAMILY, seed: int | None = None) -> str:
+    """The one place BouncingSim task ids are written.
+
+    Shipped tasks: ``bsim-G-easy-test-0007``; generated tasks (``seed`` given) also name the seed:
+    ``bsim-C-easy-train-s3-0007``.
+    """
+    stem = f"bsim-{family}-{level}-{split}"
+    return f"{stem}-{index:04d}" if seed is None else f"{stem}-s{seed}-{index:04d}"
 
 
 def make_row(level: str, split: str, index: int, *, seed: int = SEED) -> dict[str, Any]:

@@ -4,6 +4,13 @@ Episode: ``reset`` picks a task and returns its prompt; ``step(response)`` score
 the family's scorer and returns the feedback text as the next observation. With ``max_attempts=1``
 (default) the episode ends after one step; with more, the same task is kept and the model may retry
 after reading the feedback, until it passes or the attempts are used up.
+
+What the policy may see and what it may not: the observation (= ``info["feedback"]``) is written at a
+policy-safe level by default (``full``/``summary``/``minimal``: what failed and why, never a hidden
+expected output). ``info["privileged_feedback"]`` always holds the revealing text (expected positions,
+expected verdicts, gold tags) for a teacher context or a human; ``info["test_results"]`` and
+``info["extra"]`` are for the trainer too. ``feedback="privileged"`` makes the observation itself the
+revealing text and is refused when ``max_attempts > 1`` (the next attempt could copy the answer).
 """
 
 from __future__ import annotations
@@ -13,8 +20,8 @@ from typing import Any, ClassVar
 import gymnasium
 from gymnasium.error import ResetNeeded
 
-from resd_envs.core.family import Task, TaskFamily
-from resd_envs.core.results import FEEDBACK_DETAILS, REWARD_MODES, Evaluation
+from resd_envs.core.family import Task, TaskFamily, check_keywords
+from resd_envs.core.results import FEEDBACK_DETAILS, PRIVILEGED, REWARD_MODES, Evaluation
 from resd_envs.core.spaces import AnyText
 from resd_envs.errors import ConfigError, UnknownTaskError
 
@@ -26,10 +33,21 @@ STEP_INFO_KEYS: tuple[str, ...] = (
     "num_passed",
     "test_results",
     "feedback",
+    "privileged_feedback",
     "error_type",
     "task_id",
     "attempt",
     "extra",
+)
+
+#: Keyword arguments every resd env takes besides its family's.
+ENV_KEYWORDS: tuple[str, ...] = (
+    "split",
+    "reward_mode",
+    "max_attempts",
+    "feedback",
+    "max_feedback_chars",
+    "render_mode",
 )
 
 
@@ -54,7 +72,8 @@ class TaskEnv(gymnasium.Env[str, str]):
     split: ``"train"`` or ``"test"`` (families may offer more).
     reward_mode: ``"binary"`` or ``"pass_rate"``.
     max_attempts: attempts per episode (>= 1); later attempts see the previous feedback.
-    feedback: ``"full"``, ``"summary"`` or ``"minimal"`` detail in the feedback text.
+    feedback: ``"full"``, ``"summary"`` or ``"minimal"`` (policy-safe) detail of the observation, or
+        ``"privileged"`` (reveals expected outputs; only with ``max_attempts=1``).
     max_feedback_chars: cap on the feedback length (0 = no cap).
     render_mode: ``None``, ``"ansi"`` or a family-specific mode such as ``"rgb_array"``.
     **family_kwargs: passed to the family constructor (data paths, sandbox limits, ...).
@@ -80,6 +99,12 @@ class TaskEnv(gymnasium.Env[str, str]):
             problems.append(f"feedback={feedback!r}: use one of {', '.join(FEEDBACK_DETAILS)}")
         if not isinstance(max_attempts, int) or max_attempts < 1:
             problems.append(f"max_attempts={max_attempts!r}: use an integer >= 1")
+        elif feedback == PRIVILEGED and max_attempts > 1:
+            problems.append(
+                f"feedback={PRIVILEGED!r} with max_attempts={max_attempts}: privileged feedback reveals the hidden "
+                "expected outputs, so the next attempt could copy them; use 'full', 'summary' or 'minimal' "
+                "and read info['privileged_feedback'] for a teacher"
+            )
         if not isinstance(max_feedback_chars, int) or max_feedback_chars < 0:
             problems.append(f"max_feedback_chars={max_feedback_chars!r}: use an integer >= 0 (0 = no cap)")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -88,6 +113,7 @@ class TaskEnv(gymnasium.Env[str, str]):
             )
         if problems:
             raise ConfigError(f"invalid arguments for {self.family_class.env_id}:\n  - " + "\n  - ".join(problems))
+        check_keywords(family_kwargs, self.family_class, where="make()", also=ENV_KEYWORDS)
         self.family = self.family_class(**family_kwargs)
         self.split = self.family.check_split(split)
         self.reward_mode = reward_mode
@@ -181,6 +207,7 @@ class TaskEnv(gymnasium.Env[str, str]):
             "num_passed": evaluation.num_passed,
             "test_results": [t.as_dict() for t in evaluation.test_results],
             "feedback": evaluation.feedback,
+            "privileged_feedback": evaluation.privileged_feedback,
             "error_type": evaluation.error_type,
             "task_id": str(self._task["task_id"]),
             "attempt": self._attempt,

@@ -12,9 +12,10 @@ Everything needed to score a task lives in its row; nothing hidden sits in ``pro
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from resd_envs.core.results import Evaluation
@@ -35,6 +36,37 @@ def sha256_of_rows(rows: Sequence[Task]) -> str:
         digest.update(canonical_json(row).encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()
+
+
+def keyword_names(function: Callable[..., Any]) -> tuple[str, ...] | None:
+    """The keyword arguments ``function`` accepts, or None when it takes ``**kwargs``."""
+    names = []
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            return None
+        if parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+            names.append(parameter.name)
+    return tuple(name for name in names if name != "self")
+
+
+def check_keywords(
+    kwargs: Mapping[str, Any], family_class: type[TaskFamily], *, where: str, also: Iterable[str] = ()
+) -> None:
+    """Raise ConfigError naming every unknown keyword and the valid ones (``also`` + the family's).
+
+    Raises:
+        ConfigError: a keyword that neither the caller (``also``) nor the family constructor takes.
+    """
+    accepted = keyword_names(family_class.__init__)
+    if accepted is None:
+        return
+    valid = [*dict.fromkeys([*also, *accepted])]
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown keyword argument(s) {', '.join(map(repr, unknown))} for {family_class.env_id}; "
+            f"valid ones are {', '.join(valid)}"
+        )
 
 
 class TaskFamily(ABC):
@@ -64,13 +96,16 @@ class TaskFamily(ABC):
 
     @abstractmethod
     def evaluate(self, task: Task, response: str, *, detail: str = "full", max_chars: int = 4000) -> Evaluation:
-        """Score ``response`` on ``task``; never raises for bad model output.
+        """Score ``response`` on ``task``; never raises for any response string.
 
         Args:
             task: a row of :meth:`tasks`.
             response: the full model response (any string, possibly with reasoning).
-            detail: feedback detail, ``"full"``, ``"summary"`` or ``"minimal"``.
-            max_chars: cap on the feedback text length (0 = no cap).
+            detail: feedback detail of ``Evaluation.feedback``: ``"full"``, ``"summary"`` or
+                ``"minimal"`` (policy-safe: no hidden expected output), or ``"privileged"`` (the
+                revealing text, for a teacher or a human). ``Evaluation.privileged_feedback`` is
+                always the privileged text.
+            max_chars: cap on each feedback text's length (0 = no cap).
         """
 
     # -- optional hooks -----------------------------------------------------------------------
@@ -81,6 +116,14 @@ class TaskFamily(ABC):
     def render_rgb(self, task: Task, response: str | None = None) -> Any:
         """An RGB picture (H, W, 3 uint8 numpy array) of the task, or None if the family draws nothing."""
         return None
+
+    def export_row(self, task: Task) -> dict[str, Any]:
+        """A copy of ``task`` for :func:`resd_envs.load_tasks`, each column of one type across rows.
+
+        Families whose rows hold a field of varying shape override this (e.g. Manufactoria's
+        ``params`` becomes JSON text). The cached row itself, and so the task-set checksum, is unchanged.
+        """
+        return dict(task)
 
     def describe(self) -> dict[str, Any]:
         """Extra facts for ``resd-envs list/check`` (e.g. the sandbox tier in use)."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from resd_envs.errors import ConfigError
+
 #: The closed set of ``error_type`` values. ``None`` means the submission ran and was judged.
 ERROR_TYPES: tuple[str, ...] = (
     "no_code",
@@ -24,9 +26,14 @@ ERROR_TYPES: tuple[str, ...] = (
 )
 
 RewardMode = Literal["binary", "pass_rate"]
-FeedbackDetail = Literal["full", "summary", "minimal"]
+FeedbackDetail = Literal["full", "summary", "minimal", "privileged"]
 REWARD_MODES: tuple[str, ...] = ("binary", "pass_rate")
-FEEDBACK_DETAILS: tuple[str, ...] = ("full", "summary", "minimal")
+#: Feedback levels the policy may read: they say what failed and why, never a hidden expected output.
+POLICY_FEEDBACK_DETAILS: tuple[str, ...] = ("full", "summary", "minimal")
+#: The level that reveals hidden expected outputs (expected positions, expected verdicts of failed
+#: tapes, gold tags): for a teacher context or a human, never for the policy's next attempt.
+PRIVILEGED = "privileged"
+FEEDBACK_DETAILS: tuple[str, ...] = (*POLICY_FEEDBACK_DETAILS, PRIVILEGED)
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,9 @@ class Evaluation:
 
     ``passed`` is True only when every test case passed and there was no error. ``score`` is the
     fraction of test cases passed (0.0 when the submission could not be run at all).
+
+    ``feedback`` is the text at the requested detail (policy-safe unless the detail was
+    ``"privileged"``); ``privileged_feedback`` is always the revealing text, for a teacher or a human.
     """
 
     test_results: tuple[TestResult, ...]
@@ -70,6 +80,7 @@ class Evaluation:
     feedback: str
     num_tests: int = -1
     extra: dict[str, Any] = field(default_factory=dict)
+    privileged_feedback: str = ""
 
     def __post_init__(self) -> None:
         if self.error_type is not None and self.error_type not in ERROR_TYPES:
@@ -100,7 +111,11 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """One scored submission, as returned by :func:`resd_envs.verify`."""
+    """One scored submission, as returned by :func:`resd_envs.verify`.
+
+    ``feedback`` is policy-safe at the levels ``full``/``summary``/``minimal``; ``privileged_feedback``
+    carries the hidden expected outputs and must only reach a teacher context or a human.
+    """
 
     task_id: str
     reward: float
@@ -112,6 +127,7 @@ class VerifyResult:
     feedback: str
     test_results: tuple[dict[str, Any], ...]
     extra: dict[str, Any] = field(default_factory=dict)
+    privileged_feedback: str = ""
 
     @classmethod
     def from_evaluation(cls, task_id: str, evaluation: Evaluation, reward_mode: str) -> VerifyResult:
@@ -126,12 +142,20 @@ class VerifyResult:
             feedback=evaluation.feedback,
             test_results=tuple(t.as_dict() for t in evaluation.test_results),
             extra=dict(evaluation.extra),
+            privileged_feedback=evaluation.privileged_feedback,
         )
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["test_results"] = list(self.test_results)
         return out
+
+
+def check_detail(detail: str) -> str:
+    """Return ``detail`` when it is a feedback level, else raise ConfigError naming the levels."""
+    if detail not in FEEDBACK_DETAILS:
+        raise ConfigError(f"feedback detail {detail!r}: use one of {', '.join(FEEDBACK_DETAILS)}")
+    return detail
 
 
 def cap_text(text: str, max_chars: int, *, marker: str = "\n[... feedback truncated: {n} more characters]") -> str:

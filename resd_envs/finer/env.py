@@ -47,7 +47,13 @@ class FinerEnv(TaskEnv):
     data_dir / data_path: folder with the data files (default: ``$RESD_FINER_DATA``).
     files: extra splits, ``{"name": "/path/file.jsonl"}``.
     prompt_style: ``"answer_tags"`` (default) or ``"raw"``.
-    feedback_style: ``"detailed"`` (default), ``"ace"`` or ``"resd"``. reveal_gold: show gold tags (True).
+    feedback_style: ``"detailed"`` (default), ``"ace"`` or ``"resd"``. reveal_gold: gold tags in the
+        privileged text (True).
+
+    ## Feedback
+    The observation never shows a gold tag at ``feedback="full"`` (default), ``"summary"`` or
+    ``"minimal"``. ``info["privileged_feedback"]`` has them (ACE's reflector / RESD's teacher input);
+    ``feedback="privileged"`` is refused with ``max_attempts > 1``.
 
     ## Version History
     * v0: ACE's FiNER records and scoring; RESD's test split = ACE's 500-record val file.

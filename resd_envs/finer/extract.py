@@ -16,6 +16,10 @@ last closing thinking tag:
 After that, wrapping is peeled off the answer: code fences, backticks, bold markers, matching quotes
 or brackets, and a JSON list (its items are joined with commas). A response that ends inside an
 unclosed ``<think>`` block has no answer (it was most likely cut off while reasoning).
+
+Cost: every rule is linear in the response length and nothing recurses on the response's structure:
+``<answer>`` blocks are paired by one left-to-right pass over the tag positions, and JSON is decoded
+only when the text nests brackets at most :data:`MAX_JSON_DEPTH` deep (the decoder recurses per level).
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ from resd_envs.finer.labels import LABELS, canonical_label
 
 _THINK_CLOSE_RE = re.compile(r"</(?:think|thinking|reasoning)>", re.IGNORECASE)
 _THINK_OPEN_RE = re.compile(r"<(?:think|thinking|reasoning)>", re.IGNORECASE)
-_ANSWER_BLOCK_RE = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
 _ANSWER_OPEN_RE = re.compile(r"<answer>", re.IGNORECASE)
+_ANSWER_CLOSE_RE = re.compile(r"</answer>", re.IGNORECASE)
 _FENCE_RE = re.compile(r"```[a-zA-Z]*[ \t]*\n?(.*?)```", re.DOTALL)
 _FINAL_PAIR_RE = re.compile(
     r"""["']?final_answer["']?\s*:\s*"""  # the key, then one of four value forms:
@@ -47,6 +51,8 @@ _LABEL_LINE_RE = re.compile(
 MAX_SCAN_CHARS = 200_000
 #: How many ``{`` positions (from the end) are tried as the start of an embedded JSON object.
 _MAX_JSON_STARTS = 64
+#: Deepest bracket nesting handed to the JSON decoder (deeper text is not read as JSON).
+MAX_JSON_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -125,13 +131,30 @@ def _strip_thinking(text: str) -> tuple[str | None, bool]:
 
 
 def _answer_tag(body: str, labels: tuple[str, ...] = LABELS) -> str | None:
-    blocks = _ANSWER_BLOCK_RE.findall(body)
-    if blocks:
-        return blocks[-1]
-    opens = list(_ANSWER_OPEN_RE.finditer(body))
-    if opens:
-        return body[opens[-1].end():]
-    return None
+    """The last ``<answer>...</answer>`` block, as non-overlapping leftmost-shortest matching finds it.
+
+    One pass over the open and close tag positions (linear; a regex ``<answer>(.*?)</answer>`` rescans
+    the rest of the text from every unclosed ``<answer>``, which is quadratic).
+    """
+    opens = [m.span() for m in _ANSWER_OPEN_RE.finditer(body)]
+    if not opens:
+        return None
+    closes = [m.span() for m in _ANSWER_CLOSE_RE.finditer(body)]
+    last: tuple[int, int] | None = None
+    position, c = 0, 0
+    for start, end in opens:
+        if start < position:
+            continue
+        while c < len(closes) and closes[c][0] < end:
+            c += 1
+        if c == len(closes):
+            break
+        last = (end, closes[c][0])
+        position = closes[c][1]
+        c += 1
+    if last is not None:
+        return body[last[0]:last[1]]
+    return body[opens[-1][1]:]
 
 
 def _json_field(body: str, labels: tuple[str, ...] = LABELS) -> str | None:
@@ -142,6 +165,8 @@ def _json_field(body: str, labels: tuple[str, ...] = LABELS) -> str | None:
             return value
     decoder = json.JSONDecoder()
     starts = [i for i, ch in enumerate(body) if ch == "{"][-_MAX_JSON_STARTS:]
+    if bracket_depth(body) > MAX_JSON_DEPTH:
+        starts = []
     for start in reversed(starts):
         try:
             obj, _ = decoder.raw_decode(body, start)
@@ -210,7 +235,22 @@ _FINDERS = (
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def bracket_depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` in ``text`` (brackets inside strings count too; linear)."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}" and depth:
+            depth -= 1
+    return deepest
+
+
 def _loads(text: str) -> object:
+    """``json.loads`` or None; text nested deeper than MAX_JSON_DEPTH is not decoded (no recursion)."""
+    if bracket_depth(text) > MAX_JSON_DEPTH:
+        return None
     try:
         return json.loads(text)
     except ValueError:

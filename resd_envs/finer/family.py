@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from resd_envs.core.family import Task, TaskFamily, sha256_of_rows
-from resd_envs.core.results import FEEDBACK_DETAILS, Evaluation, cap_text
+from resd_envs.core.results import PRIVILEGED, Evaluation, cap_text, check_detail
 from resd_envs.errors import ConfigError, DataNotFoundError
 from resd_envs.finer.feedback import FEEDBACK_STYLES, error_type, question_results, render, verdicts
 from resd_envs.finer.labels import LABEL_SET, LABELS
@@ -84,11 +84,14 @@ class FinerFamily(TaskFamily):
         files: extra or replacement splits, ``{"name": "/path/file.jsonl"}``.
         prompt_style: ``"answer_tags"`` (record + ask for ``<answer>`` tags) or ``"raw"`` (record only).
         feedback_style: ``"detailed"`` (per question), ``"ace"`` (ACE's reflector input) or ``"resd"``.
-        reveal_gold: include the gold tags in the feedback (ACE's default and RESD's behaviour).
+        reveal_gold: include the gold tags in the privileged feedback (ACE's default and RESD's
+            behaviour: the reflector / teacher sees them). The policy-visible levels (``full``,
+            ``summary``, ``minimal``) never show gold tags; ``feedback="privileged"`` or
+            ``Evaluation.privileged_feedback`` gives the text with them.
     """
 
     env_id: ClassVar[str] = "resd/Finer-v0"
-    version: ClassVar[str] = "finer-v0"
+    version: ClassVar[str] = "v0"
     splits: ClassVar[tuple[str, ...]] = ("train", "test", "test_subset")
     runs_code: ClassVar[bool] = False
 
@@ -252,8 +255,7 @@ class FinerFamily(TaskFamily):
         ``extraction``, ``predicted``, ``gold``, ``num_answers``, ``invalid_tags``,
         ``ambiguous_questions``, ``flags`` (per question id).
         """
-        if detail not in FEEDBACK_DETAILS:
-            raise ConfigError(f"detail={detail!r}: use one of {', '.join(FEEDBACK_DETAILS)}")
+        check_detail(detail)
         labels = tuple(task["labels"]) if task.get("labels") else LABELS
         text = response if isinstance(response, str) else str(response)
         result = score(text, task["target"], labels)
@@ -262,10 +264,14 @@ class FinerFamily(TaskFamily):
             for q in task.get("questions") or ()
         )
         items = verdicts(result, questions, labels)
-        feedback = render(
-            result, items, style=self.feedback_style, detail=detail, reveal_gold=self.reveal_gold,
-            target=str(task["target"]),
+        target = str(task["target"])
+        privileged = render(
+            result, items, style=self.feedback_style, detail="full", reveal_gold=self.reveal_gold, target=target
         )
+        if detail == PRIVILEGED:
+            feedback = privileged
+        else:  # the policy never sees a gold tag, whatever reveal_gold says
+            feedback = render(result, items, style=self.feedback_style, detail=detail, reveal_gold=False, target=target)
         extra = {
             "per_test_case": result.per_test_case,
             "per_task": result.per_task,
@@ -279,10 +285,11 @@ class FinerFamily(TaskFamily):
             "flags": {f"q{v.number}": v.flags for v in items if v.flags},
         }
         return Evaluation(
-            test_results=question_results(items, reveal_gold=self.reveal_gold),
+            test_results=question_results(items, reveal_gold=False),
             error_type=error_type(result),
             feedback=cap_text(feedback, max_chars),
             extra=extra,
+            privileged_feedback=cap_text(privileged, max_chars),
         )
 
     def reference_response(self, task: Task) -> str:

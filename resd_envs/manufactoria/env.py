@@ -31,9 +31,20 @@ class ManufactoriaHasEnv(TaskEnv):
     ## Episode end
     Terminated when the answer passes or ``max_attempts`` answers were given; never truncated.
 
+    ## Feedback
+    The observation is policy-safe at ``feedback="full"`` (default), ``"summary"`` and ``"minimal"``: no
+    failed test tape is named (a counterexample outside the scored sets is shown instead).
+    ``info["privileged_feedback"]`` lists the failed tapes with their expected verdicts, for a teacher
+    context (RESD) or a human; ``feedback="privileged"`` is refused with ``max_attempts > 1``.
+
+    ## Hidden robustness tapes
+    >= 120 seeded tapes per problem, never shown; ``info["extra"]["hidden_pass_rate"]`` etc. on every
+    step. ``reward_tests="reference"`` (default, DELTA-faithful) | ``"hidden"`` | ``"both"``.
+
     ## Arguments
     ``split`` ("train": 742, "test": 132), ``reward_mode``, ``max_attempts``, ``feedback``
-    ("full" | "summary" | "minimal"), ``max_feedback_chars``, ``render_mode`` ("ansi").
+    ("full" | "summary" | "minimal" | "privileged"), ``max_feedback_chars``, ``render_mode`` ("ansi"),
+    ``reward_tests``.
 
     ## Version history
     * v0: DELTA's 874 problems and split; seeded test tapes; our own prompt.

@@ -6,8 +6,13 @@
   each: the path taken and why the robot ended where it did (routed to NONE because the front symbol
   had no branch, the loop it was caught in at the 1000-step limit, ``END`` used as a target, ...).
 
-Detail levels: ``full`` (explanations + traces), ``summary`` (failed tapes with expected/actual and a
-reason word), ``minimal`` (one line). The caller caps the length with ``cap_text``.
+Two audiences. The policy-safe levels never name a failed test tape (a failed tape plus what the
+factory did gives away its expected verdict, and a lookup program could then copy it):
+``minimal`` (one line), ``summary`` (+ how the failures split: should-accept tapes rejected, and why;
+should-reject tapes accepted), ``full`` (+ a worked counterexample on a tape that is neither a test
+nor a hidden tape, with the path, why the robot ended there and why the rule says otherwise).
+:func:`failures_feedback` is the ``privileged`` text for a teacher or a human: the failed test tapes
+with expected vs actual verdicts, explanations and traces. The caller caps the length with ``cap_text``.
 """
 
 from __future__ import annotations
@@ -196,6 +201,75 @@ def explain(factory: Factory, run_trace: Trace) -> str:
     return f"{why}, and its [EMPTY] branch (line {empty.line}) goes to {end}{after}"
 
 
+@dataclass(frozen=True)
+class Counterexample:
+    """A tape outside the scored sets on which the factory disagrees with the rule."""
+
+    tape: str
+    expected_accept: bool
+    reason: str
+
+
+def _breakdown(failures: Sequence[Failure]) -> list[str]:
+    """How the failures split by direction and cause, as counts only (no tape is named)."""
+    missed = [f for f in failures if f.expected_accept]
+    wrongly = len(failures) - len(missed)
+    lines = []
+    if missed:
+        causes: dict[str, int] = {}
+        for failure in missed:
+            cause = _REASON.get(failure.outcome.rejection or "", "rejected")
+            causes[cause] = causes.get(cause, 0) + 1
+        why = ", ".join(f"{n} {cause}" for cause, n in sorted(causes.items()))
+        lines.append(f"- {len(missed)} tape(s) the rule accepts were rejected ({why}).")
+    if wrongly:
+        lines.append(f"- {wrongly} tape(s) the rule rejects reached end and were accepted.")
+    return lines
+
+
+def policy_feedback(
+    factory: Factory,
+    failures: Sequence[Failure],
+    num_tests: int,
+    detail: str,
+    note: str = "",
+    example: Counterexample | None = None,
+) -> str:
+    """Policy-safe feedback for a program that parsed: counts, the failure breakdown, a counterexample.
+
+    Never names a test tape or its expected verdict; ``example`` must come from outside the scored sets.
+    """
+    passed = num_tests - len(failures)
+    if not failures:
+        text = f"All {num_tests} tests passed."
+        return text if detail == "minimal" or not note else f"{text}\n{note}"
+    head = f"{passed}/{num_tests} tests passed; {len(failures)} failed."
+    if detail == "minimal":
+        return head
+    lines = [head]
+    if note:
+        lines.append(note)
+    lines += _breakdown(failures)
+    if detail == "summary":
+        return "\n".join(lines)
+    if example is None:
+        lines.append(
+            "The factory agrees with the rule on every other short tape tried, so the failures are on longer "
+            "or unusual tapes: check loops, the [EMPTY] branches and tapes with repeated symbols."
+        )
+        return "\n".join(lines)
+    run_trace = trace(factory, example.tape)
+    got = run_trace.result
+    lines.append(
+        f"Counterexample (not one of the tests): tape {show_tape(example.tape)} should be "
+        f"{'accepted' if example.expected_accept else 'rejected'} ({example.reason}), but your factory "
+        f"{'accepts' if got.accepted else 'rejects'} it after {got.steps} steps."
+    )
+    lines.append(f"    path: {_path(run_trace.steps, run_trace.final_id)}")
+    lines.append(f"    why: {explain(factory, run_trace)}")
+    return "\n".join(lines)
+
+
 def failures_feedback(
     factory: Factory,
     failures: Sequence[Failure],
@@ -204,8 +278,10 @@ def failures_feedback(
     note: str = "",
     label_reason: Callable[[str], str] | None = None,
 ) -> str:
-    """Feedback for a program that parsed: counts, then the failed tapes at the requested detail.
+    """Privileged feedback for a program that parsed: counts, then the failed test tapes with their
+    expected verdicts (``summary``: one line each; ``full``: explanations and traces).
 
+    Reveals expected verdicts: for a teacher or a human only (see :func:`policy_feedback`).
     ``label_reason(tape)`` says why the task's rule accepts or rejects a tape (shown at ``full``).
     """
     passed = num_tests - len(failures)

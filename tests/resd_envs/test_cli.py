@@ -57,7 +57,7 @@ def test_bad_cli_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["eval", ENV, "--responses", str(bad)]) == 2
     assert "bad.jsonl:1" in capsys.readouterr().err
     assert main(["eval", ENV, "--responses", str(tmp_path / "missing.jsonl")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "no such file" in capsys.readouterr().err
     assert main(["show", "resd/Nope-v0"]) == 2
     assert "not a resd environment" in capsys.readouterr().err
     assert main(["show", ENV, "-o", "no_equals_sign"]) == 2
@@ -116,3 +116,68 @@ def test_check_passes_and_skips_envs_whose_data_is_not_configured(monkeypatch, c
     monkeypatch.delenv("RESD_FINER_DATA", raising=False)
     assert main(["check", "resd/Finer-v0"]) == 0
     assert capsys.readouterr().out.startswith("skip  resd/Finer-v0")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["verify", ENV, "--task-id", "has-count-R1-Y3", "--file", "{missing}"],
+        ["verify", ENV, "--task-id", "has-count-R1-Y3", "--file", "{binary}"],
+        ["verify", ENV, "--task-id", "has-count-R1-Y3", "--file", "{folder}"],
+        ["eval", ENV, "--responses", "{binary}"],
+        ["eval", ENV, "--responses", "{nested}"],
+        ["eval", ENV, "--reference", "--split", "test", "--out", "{folder}/no/such/dir/out.jsonl"],
+        ["show", ENV, "--split", "test", "--index", "132"],
+        ["show", ENV, "--split", "test", "--index", "-1"],
+        ["show", ENV, "-o", "foo=1"],
+        ["verify", ENV, "--task-id", "has-count-R1-Y3", "--response", "x", "-o", "reward_tests=all"],
+    ],
+)
+def test_file_and_option_errors_are_one_line_without_traceback(tmp_path: Path, capsys, argv: list[str]) -> None:
+    binary = tmp_path / "binary.bin"
+    binary.write_bytes(b"\x80\x81\xff\x00" * 10)
+    nested = tmp_path / "nested.jsonl"
+    nested.write_text("[" * 100_000 + "\n", encoding="utf-8")
+    paths = {"missing": str(tmp_path / "missing.txt"), "binary": str(binary), "folder": str(tmp_path),
+             "nested": str(nested)}
+    assert main([a.format(**paths) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("resd-envs: error: ") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_check_reports_a_missing_picture_library_as_skipped(monkeypatch, capsys) -> None:
+    import resd_envs.bouncingsim.render as render
+    from resd_envs.errors import MissingDependencyError
+
+    def no_pillow(*args, **kwargs):
+        raise MissingDependencyError("pictures need pillow: pip install pillow")
+
+    monkeypatch.setattr(render, "render_frame", no_pillow)
+    assert main(["check", "resd/BouncingSim-Easy-v0"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ok    resd/BouncingSim-Easy-v0") and "picture check skipped: pictures need pillow" in out
+
+
+def test_unknown_keyword_arguments_name_the_valid_ones() -> None:
+    from resd_envs.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'foo'.*valid ones are split, reward_mode.*reward_tests"):
+        resd_envs.make(ENV, foo=1)
+    with pytest.raises(ConfigError, match=r"verify\(\): unknown keyword argument\(s\) 'foo'.*max_workers"):
+        resd_envs.verify(ENV, ["has-count-R1-Y3"], ["x"], foo=1)
+    with pytest.raises(ConfigError, match="level.*sandbox"):
+        resd_envs.make("resd/BouncingSim-Easy-v0", sandboxx="bwrap")
+
+
+def test_privileged_observation_is_refused_with_several_attempts() -> None:
+    from resd_envs.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="privileged"):
+        resd_envs.make(ENV, feedback="privileged", max_attempts=2)
+    env = resd_envs.make(ENV, feedback="privileged", split="test")
+    env.reset(options={"task_index": 0})
+    obs, _, _, _, info = env.step("```manufactoria\nSTART start:\n    NEXT NONE\n\nEND end\n```")
+    assert obs == info["privileged_feedback"] and "expected accept" in obs
+    result = resd_envs.verify(ENV, ["has-count-R1-Y3"], ["x"])[0]
+    assert result.privileged_feedback and result.as_dict()["privileged_feedback"] == result.privileged_feedback

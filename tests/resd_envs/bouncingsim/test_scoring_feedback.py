@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
-from bsim_fakes import FakeOutcome, FakeRun
+from bsim_fakes import make_run
+
+from resd_envs.sandbox.outcome import CallOutcome
 
 from resd_envs.bouncingsim.family import BouncingSimFamily
 from resd_envs.bouncingsim.feedback import build_feedback, trim_traceback
@@ -49,17 +51,17 @@ def _family() -> BouncingSimFamily:
 def test_score_run_with_errors_timeouts_and_missing_calls() -> None:
     times = [0.1, 0.2, 0.3, 0.4]
     expected = [EXPECTED] * 4
-    run = FakeRun(
-        (
-            FakeOutcome(True, EXPECTED, None, ""),
-            FakeOutcome(
+    run = make_run(
+        [
+            CallOutcome(True, EXPECTED, None, ""),
+            CallOutcome(
                 False,
                 None,
                 "runtime_error",
                 "line 3, in predict_position: ZeroDivisionError: division by zero\n    return 1 / x",
             ),
-            FakeOutcome(False, None, "timeout", "call exceeded 1.0 s"),
-        ),
+            CallOutcome(False, None, "timeout", "call exceeded 1.0 s"),
+        ],
         error_type="timeout",
         message="stopped after a call timed out",
     )
@@ -75,9 +77,12 @@ def test_feedback_levels_and_cap() -> None:
         score_answer(0.1, EXPECTED, EXPECTED),
         score_answer(0.2, [[400, 100], [200, 200], [300, 300]], EXPECTED),
     ]
+    privileged = build_feedback(cases, [EXPECTED] * 2, error_type="wrong_answer", detail="privileged")
+    assert "1/2 test times passed" in privileged and "per ball: 0.0, 0.0, 0.0" in privileged
+    assert "expected [[100.00, 100.00]" in privileged and "returned [[400.00, 100.00]" in privileged
     full = build_feedback(cases, [EXPECTED] * 2, error_type="wrong_answer", detail="full")
-    assert "1/2 test times passed" in full and "t=0.20  FAIL" in full and "per ball: 0.0, 0.0, 0.0" in full
-    assert "expected [[100.00, 100.00]" in full and "returned [[400.00, 100.00]" in full
+    assert "t=0.20  FAIL  mean distance ~100 (limit 50); balls off by more than 50: 1" in full
+    assert "returned [[400.00, 100.00]" in full and "expected" not in full and "per ball" not in full
     summary = build_feedback(cases, [EXPECTED] * 2, error_type="wrong_answer", detail="summary")
     assert "t=0.20  FAIL" in summary and "expected" not in summary
     minimal = build_feedback(cases, [EXPECTED] * 2, error_type="wrong_answer", detail="minimal")
@@ -110,11 +115,48 @@ def test_evaluate_without_code_runs_nothing() -> None:
     assert "No program found" in ev.feedback
 
 
-def test_sandbox_failure_is_a_sandbox_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_internal_errors_are_raised_not_scored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scorer that cannot run the program raises: a silent 0 would poison a training batch."""
+
     def broken(self, code, times):
         raise OSError("cannot start the child")
 
     monkeypatch.setattr(BouncingSimFamily, "run_program", broken)
     fam = _family()
+    with pytest.raises(OSError, match="cannot start the child"):
+        fam.evaluate(fam.tasks("test")[0], "```python\ndef predict_position(t):\n    return []\n```")
+
+
+def test_sandbox_reported_failure_is_flagged_internal(monkeypatch: pytest.MonkeyPatch) -> None:
+    def failed(self, code, times):
+        return make_run([], "sandbox_error", "the sandbox failed to start (exit status 1)")
+
+    monkeypatch.setattr(BouncingSimFamily, "run_program", failed)
+    fam = _family()
     ev = fam.evaluate(fam.tasks("test")[0], "```python\ndef predict_position(t):\n    return []\n```")
-    assert ev.error_type == "sandbox_error" and "cannot start the child" in ev.feedback and ev.score == 0.0
+    assert ev.error_type == "sandbox_error" and "not your fault" in ev.feedback
+    assert ev.extra["internal_error"] == "the sandbox failed to start (exit status 1)"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [[10**400, 1.0], [2.0, 2.0], [3.0, 3.0]],
+        [[-(10**4000), 1.0], [2.0, 2.0], [3.0, 3.0]],
+        [[float("inf"), 1.0], [2.0, 2.0], [3.0, 3.0]],
+        [10**400] * 50,
+        10**400,
+    ],
+)
+def test_huge_numbers_are_the_submissions_format_error(value) -> None:
+    case = score_answer(0.1, value, EXPECTED)
+    assert not case.passed and case.error_type == "format_error" and len(case.problem) < 200
+
+
+def test_invalid_limits_fail_at_construction() -> None:
+    from resd_envs.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        BouncingSimFamily("easy", memory_mb="lots")
+    with pytest.raises(ConfigError):
+        BouncingSimFamily("easy", call_timeout_s=0)

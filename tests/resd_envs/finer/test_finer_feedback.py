@@ -51,9 +51,9 @@ def test_wrong_tag_shows_predicted_and_gold(fam: FinerFamily) -> None:
     assert ev.error_type == "wrong_answer" and ev.score == 0.75 and not ev.passed
     assert "3/4 tags correct" in ev.feedback
     assert "Q4 wrong" in ev.feedback and "predicted: Depreciation" in ev.feedback
-    assert "gold:      Goodwill" in ev.feedback
+    assert "gold:      Goodwill" in ev.privileged_feedback and "Goodwill" not in ev.feedback
     q4 = ev.test_results[3]
-    assert not q4.passed and "Depreciation" in q4.message and "gold Goodwill" in q4.message
+    assert not q4.passed and "Depreciation" in q4.message and "Goodwill" not in q4.message
     assert ev.test_results[1].passed and "right" in ev.test_results[1].message
 
 
@@ -102,7 +102,9 @@ def test_detail_levels(fam: FinerFamily) -> None:
     summary = fam.evaluate(TASK, response, detail="summary").feedback
     minimal = fam.evaluate(TASK, response, detail="minimal").feedback
     assert 'in "The company has $ 300 million' in full
-    assert "Q2 wrong: entity \"300\" predicted \"Goodwill\", gold LongTermDebt" in summary
+    assert "Q2 wrong: entity \"300\" predicted \"Goodwill\"" in summary and "LongTermDebt" not in summary
+    privileged = fam.evaluate(TASK, response, detail="privileged")
+    assert "gold:      LongTermDebt" in privileged.feedback and privileged.feedback == privileged.privileged_feedback
     assert "The company has" not in summary
     assert minimal == "3/4 tags correct; a sample counts as solved only when all 4 are right."
     assert len(minimal) < len(summary) < len(full)
@@ -116,11 +118,12 @@ def test_max_chars_caps_feedback(fam: FinerFamily) -> None:
 def test_ace_style_is_sample_level_with_gold_string() -> None:
     fam = FinerFamily(data_dir="/nonexistent-finer-folder", feedback_style="ace")
     wrong = fam.evaluate(TASK, "<answer>Revenues,Goodwill,SharePrice,Goodwill</answer>")
-    assert wrong.feedback == (
+    assert wrong.privileged_feedback == (
         "Incorrect: the predicted answer does not match the ground truth.\n"
         "Predicted answer: Revenues,Goodwill,SharePrice,Goodwill\n"
         f"Ground truth: {TARGET}"
     )
+    assert wrong.feedback == wrong.privileged_feedback.rsplit("\n", 1)[0]  # the policy never sees the gold
     assert wrong.score == 0.75  # per-question results are still there for pass_rate
     right = fam.evaluate(TASK, TARGET)
     assert right.feedback.startswith("Correct: the predicted answer matches") and right.passed
@@ -129,8 +132,9 @@ def test_ace_style_is_sample_level_with_gold_string() -> None:
 def test_resd_style() -> None:
     fam = FinerFamily(data_dir="/nonexistent-finer-folder", feedback_style="resd")
     assert fam.evaluate(TASK, TARGET).feedback == ""
-    partial = fam.evaluate(TASK, "Revenues,x,y,z").feedback
-    assert partial == f"Partially correct. The correct tags are: {TARGET}"
+    partial = fam.evaluate(TASK, "Revenues,x,y,z")
+    assert partial.privileged_feedback == f"Partially correct. The correct tags are: {TARGET}"
+    assert partial.feedback == "Partially correct."
     assert fam.evaluate(TASK, "w,x,y,z").feedback.startswith("Completely incorrect.")
     assert "no final answer" in fam.evaluate(TASK, "").feedback
 
@@ -140,7 +144,7 @@ def test_reveal_gold_false_hides_gold(style: str) -> None:
     fam = FinerFamily(data_dir="/nonexistent-finer-folder", feedback_style=style, reveal_gold=False)
     ev = fam.evaluate(TASK, "Depreciation,Depreciation,Depreciation,Depreciation")
     for tag in ("LongTermDebt", "SharePrice", "Goodwill"):
-        assert tag not in ev.feedback
+        assert tag not in ev.feedback and tag not in ev.privileged_feedback
         assert all(tag not in t.message for t in ev.test_results)
 
 

@@ -66,36 +66,36 @@ def test_fence_tag_hint(fam, task) -> None:
 
 def test_feedback_explains_uppercase_end(fam, task) -> None:
     ev = fam.evaluate(task, fenced(reference_program(task).replace("[Y] end", "[Y] END")))
-    assert "tape 'RYRY': expected accept ('RYRY' starts at symbol 1), got reject" in ev.feedback
-    assert "`END` (uppercase)" in ev.feedback and "`end`" in ev.feedback
-    assert "path: start -> s0" in ev.feedback
+    assert "tape 'RYRY': expected accept ('RYRY' starts at symbol 1), got reject" in ev.privileged_feedback
+    assert "`END` (uppercase)" in ev.privileged_feedback and "`end`" in ev.privileged_feedback
+    assert "path: start -> s0" in ev.privileged_feedback
 
 
 def test_feedback_explains_missing_branch(fam, task) -> None:
     program = reference_program(task).replace("    [Y] s2\n", "")  # s1_yg loses its [Y] branch
     ev = fam.evaluate(task, fenced(program))
-    assert "node s1_yg pulled Y and has no [Y] branch, so it went to NONE" in ev.feedback
+    assert "node s1_yg pulled Y and has no [Y] branch, so it went to NONE" in ev.privileged_feedback
 
 
 def test_feedback_explains_foreign_symbol_without_empty_branch(fam, task) -> None:
     program = reference_program(task).replace("    [EMPTY] s0_yg\n", "")
     ev = fam.evaluate(task, fenced(program))
-    assert "not one a PULLER_RB reads (R/B), so it stayed on the tape; with no [EMPTY] branch" in ev.feedback
+    assert "not one a PULLER_RB reads (R/B), so it stayed on the tape; with no [EMPTY] branch" in ev.privileged_feedback
 
 
 def test_feedback_explains_wrong_accepts_with_the_rule(fam) -> None:
     task = fam.task_by_id("has-count-R1-Y3")
     program = "START start:\n    NEXT a\nPULLER_RB a:\n    [R] end\n    [B] a\nEND end"
     ev = fam.evaluate(task, fenced(program))
-    assert "tape 'R': expected reject (it has 1 R (needs 1) and 0 Y (needs 3)), got accept" in ev.feedback
-    assert "node a pulled R and its [R] branch (line 4) goes to end, so the robot was accepted" in ev.feedback
+    assert "tape 'R': expected reject (it has 1 R (needs 1) and 0 Y (needs 3)), got accept" in ev.privileged_feedback
+    assert "node a pulled R and its [R] branch (line 4) goes to end, so the robot was accepted" in ev.privileged_feedback
 
 
 def test_feedback_names_the_loop_at_the_limit(fam, task) -> None:
     program = "START start:\n    NEXT a\nPAINTER_RED a:\n    NEXT b\nPAINTER_BLUE b:\n    NEXT a\nEND end"
     ev = fam.evaluate(task, fenced(program))
-    assert "still running after 1000 steps, caught in the loop" in ev.feedback
-    assert "a -> b -> a" in ev.feedback or "b -> a -> b" in ev.feedback
+    assert "still running after 1000 steps, caught in the loop" in ev.privileged_feedback
+    assert "a -> b -> a" in ev.privileged_feedback or "b -> a -> b" in ev.privileged_feedback
 
 
 def test_detail_levels_and_cap(fam, task) -> None:
@@ -103,11 +103,15 @@ def test_detail_levels_and_cap(fam, task) -> None:
     full = fam.evaluate(task, response, detail="full", max_chars=0).feedback
     summary = fam.evaluate(task, response, detail="summary", max_chars=0).feedback
     minimal = fam.evaluate(task, response, detail="minimal", max_chars=0).feedback
-    assert "why:" in full and "why:" not in summary and "tape 'RYRY': expected accept" in summary
+    privileged = fam.evaluate(task, response, detail="privileged", max_chars=0)
+    assert "why:" in full and "why:" not in summary and "rule accepts were rejected" in summary
     assert "\n" not in minimal and "tests passed" in minimal
     assert len(minimal) < len(summary) < len(full)
-    capped = fam.evaluate(task, response, detail="full", max_chars=300).feedback
-    assert len(capped) <= 300 and "truncated" in capped
+    assert "tape 'RYRY': expected accept" in privileged.feedback
+    assert privileged.feedback == privileged.privileged_feedback
+    capped = fam.evaluate(task, response, detail="full", max_chars=300)
+    assert len(capped.feedback) <= 300 and "truncated" in capped.feedback
+    assert len(capped.privileged_feedback) <= 300
     with pytest.raises(ResdEnvError, match="detail"):
         fam.evaluate(task, response, detail="verbose")
 

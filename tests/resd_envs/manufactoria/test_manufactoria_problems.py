@@ -76,7 +76,7 @@ def test_every_case_is_labelled_by_the_predicate(fam) -> None:
 def test_rows_carry_prompt_and_params(fam) -> None:
     row = resd_envs.load_tasks(ENV_ID, "test")[0]
     assert {"task_id", "prompt", "family", "params", "tests", "messages"} <= set(row)
-    assert row["params"] == {"sequence": "RYRY"} and row["criteria"] in row["prompt"]
+    assert json.loads(row["params"]) == {"sequence": "RYRY"} and row["criteria"] in row["prompt"]
     assert "```manufactoria" in row["prompt"] and "1000" in row["prompt"]
 
 
