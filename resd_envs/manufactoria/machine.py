@@ -271,13 +271,13 @@ def _run_symbols(table: dict[str, SymbolEntry], tape: str) -> RunResult | None:
             if entry is None:
                 return _stop(node, tape[pos:], executed + 1)
             executed += 1
-            target = entry[0].get(symbol)
+            target = entry.get(symbol)
             if target is not None:
                 node = target
                 break
             if executed > _SYMBOL_IDLE_LIMIT:
                 return None
-            node = entry[1]
+            node = entry["EMPTY"]
         pos += 1
     while True:
         entry = get(node)
@@ -286,7 +286,7 @@ def _run_symbols(table: dict[str, SymbolEntry], tape: str) -> RunResult | None:
         executed += 1
         if executed > _SYMBOL_IDLE_LIMIT:
             return None
-        node = entry[1]
+        node = entry["EMPTY"]
 
 
 def _stop(node: str, tape: str, steps: int) -> RunResult:

@@ -4,43 +4,45 @@ The plain layout is what the prompt teaches and what most answers look like: eve
 as ``KIND id:`` (``END end`` without a colon), every route on its own line as four spaces, ``[C]`` or
 ``NEXT``, one space and a target; single spaces; blank lines only between blocks; no comments, tabs,
 carriage returns or non-ASCII ids; optionally wrapped in bare fences. :func:`scan` recognises such a
-program with one regular-expression match, splits it with ``str`` methods, and checks every rule of
-the parser (kinds, colons, START/END ids, route kinds and counts, puller colours, duplicate ids,
-START/END present, references). It returns None for anything else, valid or not, and
+program with one regular-expression match, which also checks the rules local to a block (kinds, colons,
+START/END ids, route kinds and counts, puller colours), splits it with ``str`` methods, and checks the
+rest (duplicate ids, START/END present, references). It returns None for anything else, valid or not, and
 :func:`~resd_envs.manufactoria.parser.parse` then runs the full line-by-line parser, which alone
 raises errors. So :func:`scan` never decides an error, and a program it accepts is one the full parser
 accepts with the same nodes (the fuzz tests check both claims on random programs).
 
 The symbol table (``table``) is the form :func:`~resd_envs.manufactoria.machine.run` executes for
-programs without painters: ``table[id] = (moves, otherwise)`` where ``moves`` maps each colour the node
-consumes to its target (``NONE`` when it has no route for that colour) and ``otherwise`` is where the
-robot goes without consuming (the first ``[EMPTY]`` route of a puller, else ``NONE``; the NEXT target of
-START). END and a node named ``NONE`` are left out: the runner stops at ``end``, ``NONE`` and unknown ids.
+programs without painters: ``table[id]`` maps each colour the node consumes to its target (``NONE`` when
+it has no route for that colour) and ``"EMPTY"`` to where the robot goes without consuming (the first
+``[EMPTY]`` route of a puller, else ``NONE``; the NEXT target of START). END and a node named ``NONE``
+are left out: the runner stops at ``end``, ``NONE`` and unknown ids.
 """
 
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from operator import itemgetter
+from typing import Any, NamedTuple
 
-#: Node kinds whose header carries a colon in the plain layout (all but END).
-_COLON_KINDS = ("START", "PULLER_RB", "PULLER_YG", "PAINTER_RED", "PAINTER_BLUE", "PAINTER_YELLOW", "PAINTER_GREEN")
 _ID = r"[0-9A-Za-z_]+"
-_BLOCK = rf"(?:END end|(?:{'|'.join(_COLON_KINDS)}) {_ID}:(?:\n    (?:\[(?:[RBYG]|EMPTY)\]|NEXT) {_ID})*)"
-#: A whole plain program (after stripping and removing bare fences).
+_NEXT = rf"\n    NEXT {_ID}"
+_BLOCK = (
+    rf"(?:END end|START start:{_NEXT}|PAINTER_(?:RED|BLUE|YELLOW|GREEN) {_ID}:{_NEXT}"
+    rf"|PULLER_RB {_ID}:(?:\n    \[(?:[RB]|EMPTY)\] {_ID})*|PULLER_YG {_ID}:(?:\n    \[(?:[YG]|EMPTY)\] {_ID})*)"
+)
+#: A whole plain program (after stripping and removing bare fences): each block's header, route kinds,
+#: colours and route count, and the START and END ids, are checked by the pattern itself.
 PLAIN = re.compile(rf"{_BLOCK}(?:\n+{_BLOCK})*")
 
-#: For each puller kind: the colours it consumes and the route conditions it may use.
-PULLERS: dict[str, tuple[str, str, frozenset[str]]] = {
-    "PULLER_RB": ("R", "B", frozenset({"R", "B", "EMPTY"})),
-    "PULLER_YG": ("Y", "G", frozenset({"Y", "G", "EMPTY"})),
-}
+#: For each puller kind: the two colours it consumes.
+PULLERS: dict[str, tuple[str, str]] = {"PULLER_RB": ("R", "B"), "PULLER_YG": ("Y", "G")}
 _PAINTERS = frozenset({"PAINTER_RED", "PAINTER_BLUE", "PAINTER_YELLOW", "PAINTER_GREEN"})
-_NO_MOVES: dict[str, str] = {}
 _TERMINAL_TARGETS = ("NONE", "END", "end")
+_second = itemgetter(1)
 
-#: One entry of a symbol table: (colour -> target when consumed, target otherwise).
-SymbolEntry = tuple[dict[str, str], str]
+#: One entry of a symbol table: colour -> target when the node consumes it, ``"EMPTY"`` -> target
+#: otherwise; other keys (a node kind) are never single characters and so never match a symbol.
+SymbolEntry = dict[str, str]
 
 
 class Plain(NamedTuple):
@@ -58,20 +60,24 @@ class Plain(NamedTuple):
     table: dict[str, SymbolEntry] | None
 
 
-def puller_entry(kind: str, conds: list[str], targets: list[str]) -> SymbolEntry:
-    """Symbol-table entry of a puller: the first route of each condition wins."""
-    own_a, own_b, _ = PULLERS[kind]
-    moves = dict(zip(conds[::-1], targets[::-1]))
-    otherwise = moves.pop("EMPTY", "NONE")
-    if own_a not in moves:
-        moves[own_a] = "NONE"
-    if own_b not in moves:
-        moves[own_b] = "NONE"
-    return moves, otherwise
+def _complete(entry: SymbolEntry) -> None:
+    """Give a puller's entry its missing colours and ``EMPTY`` (all to ``NONE``); a START entry its NEXT."""
+    if "START" in entry:
+        entry["EMPTY"] = entry.pop("NEXT")
+        return
+    for kind, (own_a, own_b) in PULLERS.items():
+        if kind in entry:
+            entry.setdefault(own_a, "NONE")
+            entry.setdefault(own_b, "NONE")
+            entry.setdefault("EMPTY", "NONE")
 
 
 def scan(text: str) -> Plain | None:
-    """The flat form and symbol table of a plain-layout program, or None (not plain, or not valid)."""
+    """The flat form and symbol table of a plain-layout program, or None (not plain, or not valid).
+
+    Built with C-level ``str``/``map``/``zip`` calls: each block ``kind id c1 t1 c2 t2 ...`` becomes the
+    dict ``{kind: id, c1: t1, ...}`` (a repeated condition makes it shorter: left to the full parser).
+    """
     body = text.strip()
     first_line = 1
     if body.startswith("```\n"):
@@ -82,53 +88,27 @@ def scan(text: str) -> Plain | None:
     if PLAIN.fullmatch(body) is None:
         return None
     flat = body.replace("\n    ", " ").replace("[", "").replace("]", "").replace(":", "")
-    entries = flat.split("\n")
-    table: dict[str, SymbolEntry] = {}
-    targets: set[str] = set()
-    add_targets = targets.update
-    has_start = has_end = painted = False
-    for entry in entries:
-        if not entry:
-            continue
-        parts = entry.split(" ")
-        puller = PULLERS.get(parts[0])
-        if puller is not None:
-            conds = parts[2::2]
-            node_targets = parts[3::2]
-            moves = dict(zip(conds, node_targets))
-            if len(moves) != len(conds) or not puller[2].issuperset(moves):
-                return None  # a repeated condition (valid, rare: left to the full parser) or a wrong colour
-            add_targets(node_targets)
-            otherwise = moves.pop("EMPTY", "NONE")
-            if len(moves) != 2:
-                moves.setdefault(puller[0], "NONE")
-                moves.setdefault(puller[1], "NONE")
-            table[parts[1]] = (moves, otherwise)
-        elif parts[0] == "END":  # the pattern allows only ``END end``, without routes
-            has_end = True
-        else:
-            if len(parts) != 4 or parts[2] != "NEXT":
-                return None
-            targets.add(parts[3])
-            if parts[0] == "START":
-                if parts[1] != "start":
-                    return None
-                has_start = True
-            else:
-                painted = True
-            table[parts[1]] = (_NO_MOVES, parts[3])
-    headers = len(entries) - entries.count("")
-    if not (has_start and has_end) or "end" in table or len(table) + 1 != headers:  # +1: END; else duplicates
-        return None
-    if targets.difference(table, _TERMINAL_TARGETS):
-        return None
-    if painted:
+    blocks = list(map(str.split, filter(None, flat.split("\n"))))
+    tokens = list(map(iter, blocks))
+    entries = list(map(dict, map(zip, tokens, tokens)))
+    if 2 * sum(map(len, entries)) != sum(map(len, blocks)):
+        return None  # a repeated route condition (valid, rare)
+    table = dict(zip(map(_second, blocks), entries))
+    if len(table) != len(blocks) or "START" not in table.get("start", ()) or "END" not in table.get("end", ()):
+        return None  # a duplicate id, or no START / END node
+    if set().union(*map(dict.values, entries)).difference(table, _TERMINAL_TARGETS):
+        return None  # an undefined reference
+    if "PAINTER_" in flat:
         return Plain(flat, first_line, None)
+    del table["end"]
     table.pop("NONE", None)
+    for entry in entries:
+        if len(entry) != 4:  # a complete puller entry has its kind, two colours and EMPTY
+            _complete(entry)
     return Plain(flat, first_line, table)
 
 
-def symbol_table(nodes: dict) -> dict[str, SymbolEntry] | None:
+def symbol_table(nodes: dict[str, Any]) -> dict[str, SymbolEntry] | None:
     """The symbol table of parsed nodes (:class:`~resd_envs.manufactoria.parser.Node`), None with painters."""
     table: dict[str, SymbolEntry] = {}
     for node in nodes.values():
@@ -136,9 +116,12 @@ def symbol_table(nodes: dict) -> dict[str, SymbolEntry] | None:
         if kind in _PAINTERS:
             return None
         if kind in PULLERS:
-            routes = node.routes
-            table[node.id] = puller_entry(kind, [r.condition for r in routes], [r.target for r in routes])
+            entry = {kind: node.id}
+            for route in reversed(node.routes):  # the first route of a condition wins
+                entry[route.condition] = route.target
+            _complete(entry)
+            table[node.id] = entry
         elif kind == "START":
-            table[node.id] = (_NO_MOVES, node.routes[0].target)
+            table[node.id] = {"EMPTY": node.routes[0].target}
     table.pop("NONE", None)
     return table
