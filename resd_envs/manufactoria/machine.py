@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from resd_envs.manufactoria.parser import PAINT_COLOUR, UNSET, Factory, parse
-from resd_envs.manufactoria.scan import SymbolEntry, symbol_table
+from resd_envs.manufactoria.scan import SymbolEntry
 
 #: Most iterations a robot may use (the reference's ``max_iterations``).
 MAX_ITERATIONS = 1000
@@ -235,7 +235,7 @@ def run(factory_or_text: Factory | str, tape: str) -> RunResult:
     table = factory.table
     if table is not None:
         if table is UNSET:
-            table = factory.table = symbol_table(factory.nodes)
+            table = factory.table = factory.symbol_table()
         if table is not None:
             result = _run_symbols(table, tape)
             if result is not None:

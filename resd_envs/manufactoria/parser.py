@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from resd_envs.errors import ResdEnvError
 from resd_envs.manufactoria.grammar import match_line
-from resd_envs.manufactoria.scan import Plain, SymbolEntry, scan
+from resd_envs.manufactoria.scan import Plain, SymbolEntry, plain_table, scan, symbol_table
 
 NODE_TYPES: tuple[str, ...] = (
     "START", "END", "PULLER_RB", "PULLER_YG", "PAINTER_RED", "PAINTER_BLUE", "PAINTER_YELLOW", "PAINTER_GREEN",
@@ -112,8 +112,14 @@ class Factory:
         factory._nodes = None
         factory._plain = plain
         factory._compiled = []
-        factory.table = plain.table
+        factory.table = UNSET
         return factory
+
+    def symbol_table(self) -> dict[str, SymbolEntry] | None:
+        """The program's symbol table for :func:`.machine.run` (None: run it with the compiled engine)."""
+        if self._plain is not None:
+            return plain_table(self._plain)
+        return symbol_table(self.nodes)
 
     @property
     def nodes(self) -> dict[str, Node]:
@@ -133,7 +139,7 @@ def _nodes_of(plain: Plain) -> dict[str, Node]:
     """The :class:`Node` objects of a plain program (each block's routes follow its header line)."""
     new = tuple.__new__
     nodes: dict[str, Node] = {}
-    line = plain.first_line
+    line = 1
     for entry in plain.flat.split("\n"):
         if not entry:
             line += 1

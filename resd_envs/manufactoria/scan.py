@@ -38,7 +38,8 @@ PLAIN = re.compile(rf"{_BLOCK}(?:\n+{_BLOCK})*")
 PULLERS: dict[str, tuple[str, str]] = {"PULLER_RB": ("R", "B"), "PULLER_YG": ("Y", "G")}
 _PAINTERS = frozenset({"PAINTER_RED", "PAINTER_BLUE", "PAINTER_YELLOW", "PAINTER_GREEN"})
 _TERMINAL_TARGETS = ("NONE", "END", "end")
-_second = itemgetter(1)
+_first, _second, _targets = itemgetter(0), itemgetter(1), itemgetter(slice(3, None, 2))
+_new = tuple.__new__
 
 #: One entry of a symbol table: colour -> target when the node consumes it, ``"EMPTY"`` -> target
 #: otherwise; other keys (a node kind) are never single characters and so never match a symbol.
@@ -46,23 +47,22 @@ SymbolEntry = dict[str, str]
 
 
 class Plain(NamedTuple):
-    """A program :func:`scan` accepted.
+    """A program :func:`scan` accepted (and checked completely).
 
     Attributes:
         flat: the program with each block on one line: ``kind id cond target cond target ...``
-            (conditions without brackets, ``NEXT`` for NEXT routes), blank lines kept as empty lines.
-        first_line: the line number of the first line of ``flat`` (2 after an opening fence).
-        table: the symbol table, or None when the program has painters.
+            (conditions without brackets, ``NEXT`` for NEXT routes), blank lines kept as empty lines;
+            its first line is line 1 (as in the parser, an opening fence is not counted).
+        blocks: the tokens of each block, in definition order.
     """
 
     flat: str
-    first_line: int
-    table: dict[str, SymbolEntry] | None
+    blocks: list[list[str]]
 
 
 def _complete(entry: SymbolEntry) -> None:
     """Give a puller's entry its missing colours and ``EMPTY`` (all to ``NONE``); a START entry its NEXT."""
-    if "START" in entry:
+    if "START" in entry:  # {START: start, NEXT: target}
         entry["EMPTY"] = entry.pop("NEXT")
         return
     for kind, (own_a, own_b) in PULLERS.items():
@@ -73,39 +73,49 @@ def _complete(entry: SymbolEntry) -> None:
 
 
 def scan(text: str) -> Plain | None:
-    """The flat form and symbol table of a plain-layout program, or None (not plain, or not valid).
+    """The flat form of a plain-layout program, or None (not plain, or not valid).
 
-    Built with C-level ``str``/``map``/``zip`` calls: each block ``kind id c1 t1 c2 t2 ...`` becomes the
-    dict ``{kind: id, c1: t1, ...}`` (a repeated condition makes it shorter: left to the full parser).
+    Apart from the pattern, only C-level ``str``/``map``/``zip``/``set`` calls: ids are each block's second
+    token, route targets every other token from the fourth.
     """
     body = text.strip()
-    first_line = 1
     if body.startswith("```\n"):
         body = body[4:]
-        first_line = 2
     if body.endswith("\n```"):
         body = body[:-4]
     if PLAIN.fullmatch(body) is None:
         return None
     flat = body.replace("\n    ", " ").replace("[", "").replace("]", "").replace(":", "")
     blocks = list(map(str.split, filter(None, flat.split("\n"))))
+    kind_of = dict(zip(map(_second, blocks), map(_first, blocks)))
+    if len(kind_of) != len(blocks) or kind_of.get("start") != "START" or kind_of.get("end") != "END":
+        return None  # a duplicate id, or no START / END node
+    if set().union(*map(_targets, blocks)).difference(kind_of, _TERMINAL_TARGETS):
+        return None  # an undefined reference
+    return _new(Plain, (flat, blocks))
+
+
+def plain_table(plain: Plain) -> dict[str, SymbolEntry] | None:
+    """The symbol table of a program :func:`scan` accepted; None when it has painters or a repeated
+    route condition (rare; the compiled engine of :mod:`.machine` runs those).
+
+    Each block ``kind id c1 t1 c2 t2 ...`` becomes the dict ``{kind: id, c1: t1, ...}``, completed by
+    :func:`_complete`.
+    """
+    if "PAINTER_" in plain.flat:
+        return None
+    blocks = plain.blocks
     tokens = list(map(iter, blocks))
     entries = list(map(dict, map(zip, tokens, tokens)))
     if 2 * sum(map(len, entries)) != sum(map(len, blocks)):
-        return None  # a repeated route condition (valid, rare)
+        return None  # a dict is shorter than its block: a repeated condition
     table = dict(zip(map(_second, blocks), entries))
-    if len(table) != len(blocks) or "START" not in table.get("start", ()) or "END" not in table.get("end", ()):
-        return None  # a duplicate id, or no START / END node
-    if set().union(*map(dict.values, entries)).difference(table, _TERMINAL_TARGETS):
-        return None  # an undefined reference
-    if "PAINTER_" in flat:
-        return Plain(flat, first_line, None)
     del table["end"]
     table.pop("NONE", None)
     for entry in entries:
         if len(entry) != 4:  # a complete puller entry has its kind, two colours and EMPTY
             _complete(entry)
-    return Plain(flat, first_line, table)
+    return table
 
 
 def symbol_table(nodes: dict[str, Any]) -> dict[str, SymbolEntry] | None:
@@ -122,6 +132,6 @@ def symbol_table(nodes: dict[str, Any]) -> dict[str, SymbolEntry] | None:
             _complete(entry)
             table[node.id] = entry
         elif kind == "START":
-            table[node.id] = {"EMPTY": node.routes[0].target}
+            table[node.id] = {kind: node.id, "EMPTY": node.routes[0].target}
     table.pop("NONE", None)
     return table
