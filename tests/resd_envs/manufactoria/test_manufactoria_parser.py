@@ -177,7 +177,8 @@ def test_fast_line_matcher_equals_lark(rule: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    [OK, "```\n" + OK + "\n```", OK.replace("\n", "\n\n"), OK.replace("[EMPTY] NONE", "[EMPTY] NONE\nPULLER_YG NONE:")],
+    [OK, "```\n" + OK + "\n```", OK.replace("\nPULLER", "\n\nPULLER").replace("\nEND", "\n\n\nEND"),
+     OK.replace("[EMPTY] NONE", "[EMPTY] NONE\nPULLER_YG NONE:")],
 )
 def test_plain_layout_takes_the_fast_path_with_the_same_nodes(text: str) -> None:
     plain = scan(text)
