@@ -128,6 +128,14 @@ class Factory:
             self._nodes = _nodes_of(self._plain)
         return self._nodes
 
+    @property
+    def node_count(self) -> int:
+        """How many nodes the program defines, without building the :class:`Node` objects."""
+        if self._nodes is not None:
+            return len(self._nodes)
+        assert self._plain is not None
+        return len(self._plain.blocks)
+
     def __repr__(self) -> str:
         return f"Factory(nodes={self.nodes!r})"
 

@@ -201,3 +201,18 @@ def test_plain_layout_takes_the_fast_path_with_the_same_nodes(text: str) -> None
 )
 def test_plain_scanner_declines_invalid_and_non_plain_programs(text: str) -> None:
     assert scan(text) is None
+
+
+
+def test_node_count_matches_nodes_on_both_parse_paths() -> None:
+    from resd_envs.manufactoria.problems import all_problems
+    from resd_envs.manufactoria.solutions import solution_program
+
+    for problem in all_problems()[:40]:
+        text = solution_program(problem)
+        lazy = mf.parse(text)
+        count = lazy.node_count  # read before .nodes, so the fast path's count is what is checked
+        assert count == len(mf.parse(text).nodes) > 1
+    # a comment sends a program through the line-by-line parser (nodes built eagerly)
+    factory = mf.parse("START start: # go\n    NEXT end\n\nEND end\n")
+    assert factory.node_count == len(factory.nodes) == 2
