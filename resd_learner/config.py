@@ -374,7 +374,8 @@ class RunConfig:
         if name == "resd" and not context_on:
             out.append("method.name=resd needs context.enabled=true (use method.name=sdpo_ss for no context)")
         if name != "resd" and context_on:
-            out.append(f"method.name={name} does not use the context updater: set context.enabled=false")
+            out.append(f"method.name={name} does not use the context updater, but context.enabled=true was set: "
+                       f"remove it (method.name={name} turns the context off by default)")
         if name == "grpo" and self.rollout.n < 2:
             out.append(f"method.name=grpo needs groups: set rollout.n >= 2 (the official group size is 8), "
                        f"got {self.rollout.n}")
@@ -382,7 +383,8 @@ class RunConfig:
             out.append(f"method.name=resd uses one rollout per prompt: set rollout.n=1, got {self.rollout.n}")
         if name in ("sdpo", "sdpo_ss") and bool(getattr(self.context, "solution_buffer", False)):
             out.append(f"method.name={name} takes demonstrations only from the same rollout group (no cross-step "
-                       "memory): set context.solution_buffer=false (the buffer is RESD's)")
+                       "memory), but context.solution_buffer=true was set: remove it (the buffer is RESD's; "
+                       f"method.name={name} turns it off by default)")
         if self.method.switch_to_grpo.enabled and name == "grpo":
             out.append("method.switch_to_grpo switches a self-distillation run to GRPO; method.name=grpo is "
                        "GRPO from the start: set method.switch_to_grpo.success_rate=null or pick resd/sdpo/sdpo_ss")
@@ -411,12 +413,37 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             raise ConfigError([f"the top level must be a mapping of sections, got {type(loaded).__name__}"], source)
         data = loaded or {}
     problems: list[str] = []
-    data = apply_overrides(data, overrides, problems)
+    data = apply_implied_defaults(apply_overrides(data, overrides, problems))
     config = build_dataclass(RunConfig, data, "", problems)
     problems.extend(p for p in collect_problems(config) if p not in problems)
     if problems:
         raise ConfigError(problems, source)
     return config
+
+
+def apply_implied_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """Fill the options whose default depends on another option, where the config does not set them.
+
+    - ``method.name`` sdpo / sdpo_ss / grpo: ``context.enabled`` and ``context.solution_buffer``
+      default to false (the context updater and the solution buffer are RESD's). A value set
+      explicitly is kept, so a contradiction is reported by :meth:`RunConfig.problems`.
+    - ``loss.temperature`` defaults to ``rollout.temperature`` (the official code divides the
+      training logits by the sampling temperature).
+
+    Returns a new mapping; ``data`` is not changed. Non-mapping sections are left for the type checks.
+    """
+    data = _deep_copy(data)
+    method = data.get("method")
+    name = method.get("name", MethodConfig.name) if isinstance(method, dict) else MethodConfig.name
+    if name != "resd" and isinstance(data.setdefault("context", {}), dict):
+        data["context"].setdefault("enabled", False)
+        data["context"].setdefault("solution_buffer", False)
+    rollout = data.get("rollout")
+    temperature = rollout.get("temperature", RolloutConfig.temperature) if isinstance(rollout, dict) \
+        else RolloutConfig.temperature
+    if isinstance(data.setdefault("loss", {}), dict):
+        data["loss"].setdefault("temperature", temperature)
+    return data
 
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:

@@ -138,3 +138,21 @@ def test_cli_print_config_and_errors(capsys):
     assert cli_main(["--config", str(CONFIGS / "smoke.yaml"), "--print-config", "train.sed=5"]) == 2
     assert "did you mean 'train.seed'" in capsys.readouterr().err
     assert cli_main(["--print-config"]) == 2
+
+
+# -- options whose default follows another option ------------------------------------------------
+@pytest.mark.parametrize("method,extra", [("sdpo", ()), ("sdpo_ss", ()), ("grpo", ("rollout.n=2",))])
+def test_baseline_methods_imply_their_context_defaults(smoke_config_path, method, extra):
+    config = load_config(smoke_config_path, [f"method.name={method}", *extra])
+    assert config.context.enabled is False and config.context.solution_buffer is False
+
+
+def test_explicit_context_that_contradicts_the_method_is_a_clear_error(smoke_config_path):
+    with pytest.raises(ConfigError, match="context.enabled=true was set: remove it"):
+        load_config(smoke_config_path, ["method.name=sdpo", "context.enabled=true"])
+    assert load_config(smoke_config_path).context.enabled is True  # resd keeps its context on
+
+
+def test_loss_temperature_follows_the_rollout_temperature_unless_set(smoke_config_path):
+    assert load_config(smoke_config_path, ["rollout.temperature=0.7"]).loss.temperature == 0.7
+    assert load_config(smoke_config_path, ["rollout.temperature=0.7", "loss.temperature=1.0"]).loss.temperature == 1.0

@@ -50,8 +50,8 @@ def test_schedule_config_problems(smoke_config_path):
     with pytest.raises(ConfigError, match="GRPO from the start"):
         load_config(smoke_config_path, ["method.name=grpo", "rollout.n=2", "context.enabled=false",
                                         "method.switch_to_grpo.success_rate=0.5"])
-    with pytest.raises(ConfigError, match="context.solution_buffer=false"):
-        load_config(smoke_config_path, ["method.name=sdpo", "context.enabled=false"])
+    with pytest.raises(ConfigError, match="context.solution_buffer=true was set"):
+        load_config(smoke_config_path, ["method.name=sdpo", "context.solution_buffer=true"])
 
 
 class ScriptedTrainer(Trainer):

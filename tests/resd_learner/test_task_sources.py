@@ -1,4 +1,4 @@
-"""The learner's environment side (resd_learner.envs): resd ids through verify, any gymnasium id via reset/step."""
+"""The learner's environment side (resd_learner.task_sources): resd ids through verify, any gymnasium id via reset/step."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from gymnasium import spaces
 
 import resd_envs
 from resd_learner.config import EnvConfig
-from resd_learner.envs import GymTaskSource, ResdTaskSource, is_resd_id, make_task_source
+from resd_learner.task_sources import GymTaskSource, ResdTaskSource, is_resd_id, make_task_source
 
 MANUFACTORIA = "resd/Manufactoria-Has-v0"
 
