@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from resd_learner.config import ConfigError, apply_overrides, config_from_dict, dump_yaml, load_config
+from resd_learner.config import RunConfigError, apply_overrides, config_from_dict, dump_yaml, load_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,14 +46,14 @@ def resolve(args: argparse.Namespace):
         data = apply_overrides(yaml.safe_load(saved.read_text(encoding="utf-8")) or {}, args.overrides, problems)
         data.setdefault("train", {})["run_dir"] = str(run_dir)
         if problems:
-            raise ConfigError(problems, str(saved))
+            raise RunConfigError(problems, str(saved))
         config = config_from_dict(data)
         checkpoint = latest_checkpoint(run_dir / "checkpoints")
         if checkpoint is None:
             raise FileNotFoundError(f"--resume {run_dir}: no complete checkpoint under {run_dir / 'checkpoints'}")
         return config, checkpoint
     if not args.config:
-        raise ConfigError(["give --config configs/<name>.yaml (or --resume RUN_DIR)"])
+        raise RunConfigError(["give --config configs/<name>.yaml (or --resume RUN_DIR)"])
     return load_config(args.config, args.overrides), None
 
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config, checkpoint = resolve(args)
-    except (ConfigError, FileNotFoundError) as exc:
+    except (RunConfigError, FileNotFoundError) as exc:
         print(f"resd-learn: {exc}", file=sys.stderr)
         return 2
     if args.print_config:

@@ -27,16 +27,22 @@ from typing import Any, Literal
 
 import yaml
 
-from resd_learner.context import ContextConfig
+from resd_envs.errors import ConfigError
+from resd_learner.context import TEMPLATES, ContextConfig
 from resd_learner.loss import LossConfig
 from resd_learner.teacher import TeacherConfig
 
-METHODS: tuple[str, ...] = ("resd", "sdpo", "sdpo_ss", "grpo")
-TEMPLATES: tuple[str, ...] = ("manufactoria", "bouncingsim", "finer", "generic")
+MethodName = Literal["resd", "sdpo", "sdpo_ss", "grpo"]
+METHODS: tuple[str, ...] = typing.get_args(MethodName)
+"""The training methods (``method.name``)."""
 
 
-class ConfigError(ValueError):
-    """One or more problems in a run configuration; the message lists all of them."""
+class RunConfigError(ConfigError):
+    """One or more problems in a run configuration; the message lists all of them.
+
+    A :class:`resd_envs.errors.ConfigError` (and so a ``ValueError``), so one ``except`` catches bad
+    env options and bad run options alike.
+    """
 
     def __init__(self, problems: list[str], source: str = "") -> None:
         self.problems = list(problems)
@@ -83,7 +89,7 @@ class SwitchToGrpoConfig:
 class MethodConfig:
     """Which algorithm builds the batch: RESD, the SDPO baselines or GRPO."""
 
-    name: Literal["resd", "sdpo", "sdpo_ss", "grpo"] = "resd"
+    name: MethodName = "resd"
     """resd: playbook + reflection + solution buffer; sdpo: feedback/peer teacher, skips self-successes;
     sdpo_ss: sdpo that also distils on self-successes; grpo: clipped policy gradient over groups."""
     success_rate_weighting: bool = True
@@ -94,8 +100,9 @@ class MethodConfig:
     """Exponent a of the success weight (1 - sr)^a."""
     success_beta: float = 1.0
     """Exponent b of the failure weight sr^b."""
-    teacher_template: Literal["manufactoria", "bouncingsim", "finer", "generic"] = "generic"
-    """Teacher prompt template (task-specific wording of the enriched prompt)."""
+    teacher_template: str = "generic"
+    """Teacher prompt template (task-specific wording of the enriched prompt): one of
+    ``resd_learner.context.TEMPLATES`` (manufactoria, bouncingsim, finer, generic)."""
     max_teacher_length: int = 8192
     """Token budget of the teacher sequence (enriched prompt + response); sections are trimmed past it."""
     use_feedback: bool = True
@@ -130,6 +137,11 @@ class MethodConfig:
         out = []
         if not 0.0 <= self.success_threshold <= 1.0:
             out.append(f"method.success_threshold={self.success_threshold}: use a reward level in [0, 1]")
+        if self.teacher_template not in TEMPLATES:
+            close = difflib.get_close_matches(str(self.teacher_template), TEMPLATES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            out.append(f"method.teacher_template={self.teacher_template!r} is not allowed{hint} "
+                       f"(choose one of {', '.join(map(repr, TEMPLATES))})")
         if self.max_teacher_length < 16:
             out.append(f"method.max_teacher_length={self.max_teacher_length}: use at least 16 tokens")
         for name in ("grpo_clip_low", "grpo_clip_high"):
@@ -398,7 +410,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     """Read a YAML file (or start from defaults), apply ``key.sub=value`` overrides and validate.
 
     Raises:
-        ConfigError: with every unknown key (and a did-you-mean), bad type, bad value and conflict.
+        RunConfigError: with every unknown key (and a did-you-mean), bad type, bad value and conflict.
         FileNotFoundError: when ``path`` does not exist.
     """
     data: dict[str, Any] = {}
@@ -410,14 +422,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         source = str(path)
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
         if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError([f"the top level must be a mapping of sections, got {type(loaded).__name__}"], source)
+            raise RunConfigError([f"the top level must be a mapping of sections, got {type(loaded).__name__}"], source)
         data = loaded or {}
     problems: list[str] = []
     data = apply_implied_defaults(apply_overrides(data, overrides, problems))
     config = build_dataclass(RunConfig, data, "", problems)
     problems.extend(p for p in collect_problems(config) if p not in problems)
     if problems:
-        raise ConfigError(problems, source)
+        raise RunConfigError(problems, source)
     return config
 
 
@@ -452,7 +464,7 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
     config = build_dataclass(RunConfig, data, "", problems)
     problems.extend(p for p in collect_problems(config) if p not in problems)
     if problems:
-        raise ConfigError(problems)
+        raise RunConfigError(problems)
     return config
 
 

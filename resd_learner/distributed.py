@@ -14,6 +14,9 @@ import os
 import socket
 from typing import Any
 
+import torch
+import torch.distributed as dist
+
 _LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
@@ -38,7 +41,7 @@ def prepare_environment(master_port: int | None = None) -> None:
     import deepspeed  # noqa: F401  (imports its comm module, which we patch next)
 
     comm_torch = importlib.import_module("deepspeed.comm.torch")  # `import a.b as m` would give torch
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1 or not _has_cuda():
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1 or not has_cuda():
         comm_torch.build_shm_op = lambda: None
 
 
@@ -46,21 +49,16 @@ def init_distributed(backend: str = "auto", master_port: int | None = None) -> N
     """Create the default process group once (gloo on CPU, nccl with CUDA unless told otherwise)."""
     prepare_environment(master_port)
     import deepspeed
-    import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         return
-    chosen = backend if backend != "auto" else ("nccl" if _has_cuda() else "gloo")
-    if _has_cuda():
-        import torch
-
+    chosen = backend if backend != "auto" else ("nccl" if has_cuda() else "gloo")
+    if has_cuda():
         torch.cuda.set_device(local_rank())
     deepspeed.init_distributed(dist_backend=chosen, auto_mpi_discovery=False)
 
 
 def rank() -> int:
-    import torch.distributed as dist
-
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
@@ -69,8 +67,6 @@ def local_rank() -> int:
 
 
 def world_size() -> int:
-    import torch.distributed as dist
-
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
@@ -79,16 +75,12 @@ def is_main() -> bool:
 
 
 def barrier() -> None:
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
 
 
 def device() -> Any:
-    import torch
-
-    return torch.device("cuda", local_rank()) if _has_cuda() else torch.device("cpu")
+    return torch.device("cuda", local_rank()) if has_cuda() else torch.device("cpu")
 
 
 def deepspeed_config(*, zero_stage: int, micro_batch_size: int, grad_accum: int, grad_clip: float,
@@ -116,8 +108,6 @@ def build_engine(model: Any, optim: Any, *, zero_stage: int, micro_batch_size: i
         (engine, optimizer, lr_scheduler).
     """
     import deepspeed
-    import torch
-
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
@@ -148,7 +138,6 @@ def full_state_dict(engine: Any) -> dict[str, Any]:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
-def _has_cuda() -> bool:
-    import torch
-
+def has_cuda() -> bool:
+    """Whether a CUDA device is usable (the one check the learner makes)."""
     return torch.cuda.is_available()

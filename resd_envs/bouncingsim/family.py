@@ -38,8 +38,9 @@ from resd_envs.bouncingsim.solver import reference_response as solver_response
 from resd_envs.core.family import Task, TaskFamily
 from resd_envs.core.results import ERROR_TYPES, Evaluation, TestResult
 from resd_envs.errors import ConfigError, DataNotFoundError
+from resd_envs.sandbox.tiers import TIERS
 
-SANDBOX_TIERS = ("auto", "bwrap", "unshare", "rlimit")
+SANDBOX_TIERS = ("auto", *TIERS)
 _ASSERT = re.compile(
     r"predict_position\(\s*([-+0-9.eE]+)\s*\)\s*,\s*(\[.*\])\s*\)\s*<=\s*([0-9.eE+-]+)", re.DOTALL
 )

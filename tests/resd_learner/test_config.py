@@ -8,11 +8,10 @@ import pytest
 import yaml
 
 from resd_learner.cli import main as cli_main
-from resd_learner.config import ConfigError, RunConfig, dump_yaml, load_config
+from resd_learner.config import METHODS, RunConfig, RunConfigError, dump_yaml, load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TASKS = ("manufactoria_has", "bouncingsim_easy", "bouncingsim_medium", "finer")
-METHODS = ("resd", "sdpo", "sdpo_ss", "grpo")
 
 
 def _write(tmp_path: Path, data: dict) -> Path:
@@ -77,7 +76,7 @@ def test_all_problems_are_reported_together(tmp_path):
         "rollout": {"backend": "vlm", "top_p": 2.0},
         "optimizer": {"lr": 1},
     })
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(RunConfigError) as info:
         load_config(path, ["loss.divergence=kl"])
     text = str(info.value)
     assert "'train.batch_sise'" in text and "did you mean 'train.batch_size'" in text
@@ -91,7 +90,7 @@ def test_all_problems_are_reported_together(tmp_path):
 
 def test_a_bad_value_next_to_an_unknown_key_in_the_same_section_is_reported(tmp_path):
     path = _write(tmp_path, {"train": {"batch_size": -1, "bogus": 3}})
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(RunConfigError) as info:
         load_config(path)
     text = str(info.value)
     assert "'train.bogus'" in text and "train.batch_size=-1" in text
@@ -100,7 +99,7 @@ def test_a_bad_value_next_to_an_unknown_key_in_the_same_section_is_reported(tmp_
 def test_value_and_conflict_problems_are_collected(tmp_path):
     path = _write(tmp_path, {"method": {"name": "grpo"}, "rollout": {"n": 1, "top_p": 1.5},
                              "train": {"batch_size": 0}, "context": {"enabled": True}})
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(RunConfigError) as info:
         load_config(path)
     text = str(info.value)
     assert "rollout.top_p=1.5" in text
@@ -110,7 +109,7 @@ def test_value_and_conflict_problems_are_collected(tmp_path):
 
 
 def test_sections_from_other_modules_are_validated(tmp_path):
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(RunConfigError) as info:
         load_config(CONFIGS / "smoke.yaml", ["loss.divergence=kl", "context.concise_method=lru",
                                              "teacher.rate=2"])
     text = str(info.value)
@@ -118,7 +117,7 @@ def test_sections_from_other_modules_are_validated(tmp_path):
 
 
 def test_bad_override_syntax_and_missing_file(tmp_path):
-    with pytest.raises(ConfigError, match="key.sub=value"):
+    with pytest.raises(RunConfigError, match="key.sub=value"):
         load_config(CONFIGS / "smoke.yaml", ["train.batch_size"])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
@@ -148,7 +147,7 @@ def test_baseline_methods_imply_their_context_defaults(smoke_config_path, method
 
 
 def test_explicit_context_that_contradicts_the_method_is_a_clear_error(smoke_config_path):
-    with pytest.raises(ConfigError, match="context.enabled=true was set: remove it"):
+    with pytest.raises(RunConfigError, match="context.enabled=true was set: remove it"):
         load_config(smoke_config_path, ["method.name=sdpo", "context.enabled=true"])
     assert load_config(smoke_config_path).context.enabled is True  # resd keeps its context on
 
