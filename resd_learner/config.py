@@ -260,16 +260,23 @@ class RolloutConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW with a linear warmup, then a constant learning rate."""
+    """AdamW with a linear warmup, then a constant learning rate (defaults: the official recipe)."""
 
     lr: float = 1e-6
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     weight_decay: float = 0.01
+    decay_norms_and_biases: bool = True
+    """Apply weight decay to every parameter, as the official code does; false exempts norm weights
+    and biases (parameters with fewer than 2 dimensions or 'norm' in their name)."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this (0 = off)."""
     warmup_steps: int = 10
     """Optimizer steps of linear warmup from 0 to lr."""
+    warmup_from_zero: bool = True
+    """Optimizer step s (0-based) uses lr * s / warmup_steps while s < warmup_steps, so the first step
+    has lr = 0, as in the official code (verl's constant-with-warmup schedule); false: lr * (s + 1) /
+    (warmup_steps + 1), so the first step already moves the weights."""
 
     def problems(self) -> list[str]:
         out = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import socket
+from functools import partial
 from typing import Any
 
 import torch
@@ -108,21 +109,40 @@ def build_engine(model: Any, optim: Any, *, zero_stage: int, micro_batch_size: i
         (engine, optimizer, lr_scheduler).
     """
     import deepspeed
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
-    groups = [{"params": decay, "weight_decay": optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps)
-    warmup = int(optim.warmup_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / (warmup + 1))
-                                                  if warmup > 0 else 1.0)
+    optimizer = torch.optim.AdamW(parameter_groups(model, optim.weight_decay, optim.decay_norms_and_biases),
+                                  lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, partial(warmup_factor, warmup=int(optim.warmup_steps), from_zero=optim.warmup_from_zero))
     config = deepspeed_config(zero_stage=zero_stage, micro_batch_size=micro_batch_size, grad_accum=grad_accum,
                               grad_clip=optim.grad_clip, bf16=bf16)
     engine, optimizer, _, scheduler = deepspeed.initialize(model=model, optimizer=optimizer,
                                                            lr_scheduler=scheduler, config=config)
     return engine, optimizer, scheduler
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float, decay_all: bool) -> list[dict[str, Any]]:
+    """AdamW parameter groups: one group with ``weight_decay`` for every trainable parameter
+    (``decay_all``, the official behaviour), or norms/biases (ndim < 2 or 'norm' in the name) in a
+    second group without decay."""
+    params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if decay_all:
+        return [{"params": [p for _, p in params], "weight_decay": weight_decay}]
+    exempt = [p for name, p in params if p.ndim < 2 or "norm" in name.lower()]
+    exempt_ids = {id(p) for p in exempt}
+    return [{"params": [p for _, p in params if id(p) not in exempt_ids], "weight_decay": weight_decay},
+            {"params": exempt, "weight_decay": 0.0}]
+
+
+def warmup_factor(step: int, *, warmup: int, from_zero: bool = True) -> float:
+    """The LR multiplier of optimizer step ``step`` (0-based): linear warmup over ``warmup`` steps, then 1.
+
+    ``from_zero``: ``step / warmup`` (step 0 has lr 0, as verl's schedule); else ``(step + 1) / (warmup + 1)``.
+    """
+    if warmup <= 0:
+        return 1.0
+    if from_zero:
+        return min(1.0, step / warmup)
+    return min(1.0, (step + 1) / (warmup + 1))
 
 
 def full_state_dict(engine: Any) -> dict[str, Any]:
