@@ -215,15 +215,17 @@ class Trainer:
             grad_accum=self.grad_accum, bf16=cfg.model.dtype == "bfloat16")
 
     # -- the loop ---------------------------------------------------------------------------------
-    def fit(self, resume_from: str | Path | None = None) -> dict[str, Any]:
-        """Run the stream to the end (or resume it from a checkpoint directory); returns the last metrics."""
+    def fit(self, resume_from: str | Path | None = None, *, overwrite: bool = False) -> dict[str, Any]:
+        """Run the stream to the end (or resume it from a checkpoint directory); returns the last metrics.
+
+        A new run refuses a run directory that already holds a run unless ``overwrite`` (then that run
+        is deleted first): see :func:`resd_learner.checkpoint.prepare_new_run_dir`.
+        """
         cfg = self.config
         if resume_from is not None:
             self._resume(Path(resume_from))
         elif distributed.is_main():
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            for name in ("metrics.jsonl", "playbook_history.jsonl"):
-                (self.run_dir / name).unlink(missing_ok=True)
+            ckpt.prepare_new_run_dir(self.run_dir, overwrite=overwrite)
         if distributed.is_main():
             (self.run_dir / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
             if resume_from is None:
