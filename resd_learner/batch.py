@@ -80,11 +80,12 @@ def sample_views(samples: Sequence[Sample], success_threshold: float) -> list[Sa
     """What the context code sees of each sample, in the same order.
 
     A sample succeeds when its reward is >= ``success_threshold``. As in the official reward code, a
-    response that passes every test has no feedback ("").
+    response that passes every test has no feedback (""); otherwise the view carries the env's
+    privileged feedback when it offers one (:attr:`Score.context_feedback`), else its normal feedback.
     """
     return [SampleView(example_id=s.task.example_id, group_index=s.group_index, prompt=s.task.prompt,
                        response=s.response_text, reward=s.reward, success=s.reward >= success_threshold,
-                       feedback="" if s.score is None or s.score.passed else s.score.feedback)
+                       feedback="" if s.score is None or s.score.passed else s.score.context_feedback)
             for s in samples]
 
 

@@ -22,7 +22,9 @@ import yaml
 
 from resd_learner import distributed
 from resd_learner.checkpoint import RunDirExistsError, check_new_run_dir, finished_run, latest_checkpoint
-from resd_learner.config import RunConfigError, apply_overrides, config_from_dict, dump_yaml, load_config
+from resd_learner.config import RunConfig, RunConfigError, apply_overrides, config_from_dict, dump_yaml, load_config
+from resd_learner.models import model_path_problem
+from resd_learner.task_sources import env_problems
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,12 +65,23 @@ def resolve(args: argparse.Namespace):
     return load_config(args.config, args.overrides), None
 
 
+def preflight_problems(config: RunConfig) -> list[str]:
+    """Problems found before any model loads: the env (id, text spaces, required counts) and the model path."""
+    problems = env_problems(config.env)
+    model = model_path_problem(config.model.path)
+    return problems + ([model] if model else [])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config, checkpoint = resolve(args)
     except (RunConfigError, FileNotFoundError) as exc:
         print(f"resd-learn: {exc}", file=sys.stderr)
+        return 2
+    problems = preflight_problems(config)
+    if problems:
+        print(f"resd-learn: {RunConfigError(problems)}", file=sys.stderr)
         return 2
     if args.print_config:
         print(dump_yaml(config), end="")

@@ -179,15 +179,16 @@ class EnvConfig:
     id: str = "resd/Manufactoria-Has-v0"
     """Any gymnasium id (also 'module:ns/Name-vN'); resd ids take the batched resd_envs.verify path."""
     train_split: str = "train"
-    """Split streamed for training (resd ids)."""
+    """Split streamed for training (resd ids; for other ids the name given to ``split_option``)."""
     val_split: str = "test"
-    """Split used for validation (resd ids)."""
+    """Split used for validation (resd ids; for other ids the name given to ``split_option``)."""
     reward_mode: Literal["binary", "pass_rate"] = "binary"
-    """binary: 1 when every test passes; pass_rate: fraction of tests passed (dense)."""
+    """binary: 1 when every test passes; pass_rate: fraction of tests passed (dense). Non-resd ids: from
+    info["passed"] / info["score"] of step() (defaults: reward >= 1 / the env's reward)."""
     feedback_detail: Literal["full", "summary", "minimal"] = "full"
     """Detail of the feedback text (resd ids)."""
     max_feedback_chars: int = 2000
-    """Cap on the feedback text (the official runs cap at 2,000 characters)."""
+    """Cap on the feedback text, for every env id (the official runs cap at 2,000 characters; 0 = none)."""
     num_train: int | None = None
     """Use only the first N training prompts of the stream (None: the whole split; required for
     non-resd ids, whose prompts come from reset(seed=train_seed + i))."""
@@ -197,6 +198,13 @@ class EnvConfig:
     """Extra keyword arguments for the env / task family (data paths, sandbox limits, ...)."""
     reset_options: dict[str, Any] = field(default_factory=dict)
     """options passed to reset() for non-resd ids."""
+    train_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Non-resd ids: make kwargs for the training env, over ``kwargs`` (e.g. the env's own train data)."""
+    val_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Non-resd ids: make kwargs for the validation env, over ``kwargs`` (e.g. the env's own test data)."""
+    split_option: str | None = None
+    """Non-resd ids: when set, reset() also gets ``options[split_option] = <split name>`` (train_split or
+    val_split), for envs that choose their train/test set by a reset option."""
     train_seed: int = 0
     """Non-resd ids: training prompt i comes from reset(seed=train_seed + i)."""
     val_seed: int = 1_000_000
