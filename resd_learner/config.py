@@ -424,6 +424,9 @@ class RunConfig:
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Read a YAML file (or start from defaults), apply ``key.sub=value`` overrides and validate.
 
+    The file may extend another through a top-level ``base:`` key (see :func:`read_config_file`);
+    options whose default depends on another option are filled by :func:`apply_implied_defaults`.
+
     Raises:
         RunConfigError: with every unknown key (and a did-you-mean), bad type, bad value and conflict.
         FileNotFoundError: when ``path`` does not exist.
@@ -435,10 +438,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         if not path.is_file():
             raise FileNotFoundError(f"config file {path} does not exist; see the files in configs/")
         source = str(path)
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if loaded is not None and not isinstance(loaded, dict):
-            raise RunConfigError([f"the top level must be a mapping of sections, got {type(loaded).__name__}"], source)
-        data = loaded or {}
+        data = read_config_file(path)
     problems: list[str] = []
     data = apply_implied_defaults(apply_overrides(data, overrides, problems))
     config = build_dataclass(RunConfig, data, "", problems)
@@ -446,6 +446,53 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     if problems:
         raise RunConfigError(problems, source)
     return config
+
+
+BASE_KEY = "base"
+"""Top-level key naming the config file this one extends (a path relative to this file)."""
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The plain data of a YAML config, with its ``base:`` chain resolved.
+
+    A file may start from another: ``base: manufactoria_has_resd.yaml`` (relative to the file) loads
+    that file (itself possibly with a base), then merges this file over it — mappings merge key by
+    key, any other value (lists included) replaces the base's. Raises :class:`RunConfigError` for a
+    cycle, a missing base, a non-string base or a top level that is not a mapping.
+    """
+    return _read_with_bases(Path(path), [])
+
+
+def _read_with_bases(path: Path, chain: list[Path]) -> dict[str, Any]:
+    resolved = path.resolve()
+    if resolved in chain:
+        cycle = " -> ".join(str(p) for p in [*chain[chain.index(resolved):], resolved])
+        raise RunConfigError([f"the base: chain is a cycle: {cycle}"], str(chain[0]))
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if loaded is not None and not isinstance(loaded, dict):
+        raise RunConfigError([f"the top level must be a mapping of sections, got {type(loaded).__name__}"], str(path))
+    data = dict(loaded or {})
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise RunConfigError([f"{BASE_KEY}={base!r}: give the path of the config file to extend, relative to "
+                              "this file"], str(path))
+    base_path = path.parent / base
+    if not base_path.is_file():
+        raise RunConfigError([f"{BASE_KEY}={base!r} does not exist (looked for {base_path})"], str(path))
+    return merge_config_data(_read_with_bases(base_path, [*chain, resolved]), data)
+
+
+def merge_config_data(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """``overlay`` over ``base``: nested mappings merge key by key, other values replace (new mapping)."""
+    out = _deep_copy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_config_data(out[key], value)
+        else:
+            out[key] = _deep_copy(value)
+    return out
 
 
 def apply_implied_defaults(data: dict[str, Any]) -> dict[str, Any]:

@@ -155,3 +155,49 @@ def test_explicit_context_that_contradicts_the_method_is_a_clear_error(smoke_con
 def test_loss_temperature_follows_the_rollout_temperature_unless_set(smoke_config_path):
     assert load_config(smoke_config_path, ["rollout.temperature=0.7"]).loss.temperature == 0.7
     assert load_config(smoke_config_path, ["rollout.temperature=0.7", "loss.temperature=1.0"]).loss.temperature == 1.0
+
+
+# -- every shipped config loads; configs compose through base: ------------------------------------
+ALL_CONFIGS = sorted(CONFIGS.glob("**/*.yaml"))
+
+
+@pytest.mark.parametrize("path", ALL_CONFIGS, ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_every_shipped_config_loads(path):
+    if path.parent.name == "analysis":  # teacher-signal analysis configs have their own schema
+        from resd_learner.analysis.teacher_signal import TeacherSignalConfig
+
+        assert TeacherSignalConfig.from_yaml(path)
+    else:
+        assert isinstance(load_config(path), RunConfig)
+
+
+def test_ablations_are_their_base_plus_one_key():
+    base = dump_yaml(load_config(CONFIGS / "manufactoria_has_resd.yaml")).splitlines()
+    ablation = dump_yaml(load_config(CONFIGS / "manufactoria_has_resd_no_playbook.yaml")).splitlines()
+    changed = [new for old, new in zip(base, ablation) if old != new]
+    assert len(base) == len(ablation) and [c.strip() for c in changed] == [
+        "use_playbook: false", "run_dir: runs/manufactoria_has_resd_no_playbook"]
+
+
+def test_base_merges_nested_sections_and_resolves_relative_to_the_file(tmp_path):
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "root.yaml").write_text(yaml.safe_dump(
+        {"optim": {"lr": 1e-5, "warmup_steps": 3}, "train": {"batch_size": 4, "run_dir": "runs/root"}}))
+    (tmp_path / "shared" / "mid.yaml").write_text(yaml.safe_dump({"base": "root.yaml", "optim": {"lr": 2e-5}}))
+    (tmp_path / "leaf.yaml").write_text(yaml.safe_dump({"base": "shared/mid.yaml", "train": {"batch_size": 8}}))
+    config = load_config(tmp_path / "leaf.yaml", ["optim.warmup_steps=5"])
+    assert (config.optim.lr, config.optim.warmup_steps) == (2e-5, 5)
+    assert (config.train.batch_size, config.train.run_dir) == (8, "runs/root")
+
+
+def test_base_cycle_and_missing_base_are_clear_errors(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(RunConfigError, match="cycle: .*a.yaml -> .*b.yaml -> .*a.yaml"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: nowhere.yaml\n")
+    with pytest.raises(RunConfigError, match="base='nowhere.yaml' does not exist"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("base: [a.yaml]\n")
+    with pytest.raises(RunConfigError, match="give the path of the config file"):
+        load_config(tmp_path / "d.yaml")
