@@ -232,7 +232,7 @@ def test_resolve_model_dir(tmp_path):
         ev.resolve_model_dir(tmp_path / "run")
 
 
-# -- a real model through L3's HF backend -----------------------------------------------------------------
+# -- a real model through the learner's HF backend --------------------------------------------------------------
 def test_cli_with_tiny_model_checkpoint(tmp_path, tiny_model_dir):
     import shutil
 
