@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from resd_learner import distributed
 
@@ -97,8 +98,6 @@ def finished_run(run_dir: str | Path) -> tuple[int, Path] | None:
 
 def capture_rng() -> dict[str, Any]:
     """The process's RNG states (python, numpy, torch CPU, and CUDA when present)."""
-    import torch
-
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -106,8 +105,6 @@ def capture_rng() -> dict[str, Any]:
 
 
 def restore_rng(state: dict[str, Any]) -> None:
-    import torch
-
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
@@ -136,8 +133,6 @@ def latest_checkpoint(root: str | Path) -> Path | None:
 def save_checkpoint(root: str | Path, step: int, engine: Any, *, tokenizer: Any, torch_state: dict[str, Any],
                     json_state: dict[str, Any], keep: int = 1) -> Path:
     """Write checkpoint ``step`` atomically (collective: call on every rank) and prune old ones."""
-    import torch
-
     root = Path(root)
     final = root / f"step_{step}"
     tmp = root / f".tmp-step_{step}"
@@ -164,8 +159,6 @@ def save_checkpoint(root: str | Path, step: int, engine: Any, *, tokenizer: Any,
 
 def load_checkpoint(path: str | Path, engine: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """Restore the engine from ``path`` and return its (torch_state, json_state) extras."""
-    import torch
-
     path = Path(path)
     if not (path / "state.json").is_file():
         raise FileNotFoundError(f"{path} is not a complete checkpoint (no state.json); pick another step_<N>")

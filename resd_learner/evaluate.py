@@ -32,12 +32,15 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from resd_learner.config import EnvConfig, apply_overrides
+from resd_learner.config import EnvConfig, RolloutConfig, apply_overrides
 from resd_learner.config import EvalConfig as ValidationConfig
+from resd_learner.models import load_tokenizer
+from resd_learner.rollout import Generation, GenerationBackend, make_backend
 from resd_learner.task_sources import TaskSource, is_resd_id, make_task_source
 from resd_learner.types import Score, Task
 
@@ -260,8 +263,6 @@ class OpenAIChatBackend:
         seed: int | None = None,
     ) -> list[list[Any]]:
         """``n`` completions per message list, one request per prompt."""
-        from types import SimpleNamespace
-
         out = []
         for index, messages in enumerate(messages_batch):
             body = {
@@ -332,21 +333,18 @@ def resolve_model_dir(path: str | Path) -> Path:
 
 def make_model_backend(
     model_dir: Path, backend: str = "hf", *, max_model_len: int = 8192, dtype: str = "float32"
-) -> Any:
+) -> GenerationBackend:
     """The learner's generation backend (``"hf"`` or ``"vllm"``) for ``model_dir``, via :func:`resd_learner.rollout.make_backend`."""
-    from resd_learner.config import RolloutConfig
-    from resd_learner.models import load_tokenizer
-    from resd_learner.rollout import make_backend
-
     rollout = RolloutConfig(backend=backend, max_model_len=max_model_len)
     return make_backend(rollout, model_dir, load_tokenizer(model_dir), dtype=dtype)
 
 
 def generate_all(
-    backend: Any, config: EvalSettings, prompts: Sequence[EvalPrompt], *, progress: Callable[[int, int], None] | None = None
-) -> list[list[Any]]:
+    backend: GenerationBackend, config: EvalSettings, prompts: Sequence[EvalPrompt], *,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[list[Generation]]:
     """``config.n`` generations per prompt, in batches of ``config.batch_size`` prompts."""
-    out: list[list[Any]] = []
+    out: list[list[Generation]] = []
     for start in range(0, len(prompts), config.batch_size):
         batch = prompts[start : start + config.batch_size]
         gens = backend.generate(
@@ -382,7 +380,7 @@ class EvalResult:
 
 
 def evaluate(
-    backend: Any, config: EvalSettings, *, save_responses: bool = False,
+    backend: GenerationBackend, config: EvalSettings, *, save_responses: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
     """Generate, score and summarise; ``backend`` is anything with the rollout ``generate`` signature."""
@@ -500,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config.validate()
         if args.url:
             name = args.served_model or _served_model_name(args.url, args.api_key)
-            backend: Any = OpenAIChatBackend(args.url, name, api_key=args.api_key)
+            backend: GenerationBackend = OpenAIChatBackend(args.url, name, api_key=args.api_key)
             source = {"url": args.url, "served_model": name}
         else:
             model_dir = resolve_model_dir(args.model)
