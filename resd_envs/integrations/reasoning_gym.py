@@ -125,8 +125,10 @@ class ReasoningGymEnv(gymnasium.Env[str, str]):
     config: extra fields of the dataset's config dataclass (e.g. ``{"max_animals": 5}``).
 
     ## Reset options
-    ``{"task_id": "<task>/<split>/<index>"}`` or ``{"task_index": i}``; otherwise the index is drawn
-    from the env's RNG, so ``reset(seed=s)`` is deterministic.
+    ``{"task_index": i}``: item i of the env's split. ``{"task_id": "<task>/<split>/<index>"}``: that
+    item, of either split (ids name their split, and scoring by id works across splits as
+    :func:`resd_envs.verify` does). Otherwise the index is drawn from the env's RNG, so
+    ``reset(seed=s)`` is deterministic.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
@@ -173,11 +175,14 @@ class ReasoningGymEnv(gymnasium.Env[str, str]):
         self.max_feedback_chars = max_feedback_chars
         self.size = size
         self.render_mode = render_mode
-        self.dataset = _create_dataset(name, dict(config or {}), seed + SPLIT_SEED_OFFSETS[split], size)
+        self._config = dict(config or {})
+        self._seed = seed
+        self._datasets: dict[str, Any] = {}
+        self.dataset = self._dataset(split)
         self.observation_space = AnyText()
         self.action_space = AnyText()
-        self._items: dict[int, dict[str, Any]] = {}
-        self._index: int | None = None
+        self._items: dict[tuple[str, int], dict[str, Any]] = {}
+        self._current: tuple[str, int] | None = None
         self._attempt = 0
         self._done = True
         self._last_text = ""
@@ -185,31 +190,32 @@ class ReasoningGymEnv(gymnasium.Env[str, str]):
     # -- gymnasium API ------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
-        self._index = self._choose_index(options or {})
+        self._current = self._choose_task(options or {})
         self._attempt = 0
         self._done = False
-        self._last_text = f"{self._item(self._index)['question'].rstrip()}\n\n{ANSWER_INSTRUCTION}"
+        self._last_text = f"{self._item(self._current)['question'].rstrip()}\n\n{ANSWER_INSTRUCTION}"
         info = {
-            "task_id": self._task_id(self._index),
+            "task_id": self._task_id(self._current),
             "env_id": self.env_id,
             "env_version": f"reasoning-gym-{_rg_version()}",
-            "split": self.split,
+            "split": self._current[0],
             "messages": [{"role": "user", "content": self._last_text}],
         }
         return self._last_text, info
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        if self._index is None or self._done:
+        if self._current is None or self._done:
             raise ResetNeeded("call reset() before step(); the previous episode has ended")
         response = action if isinstance(action, str) else str(action)
         self._attempt += 1
-        entry = self._item(self._index)
+        split, index = self._current
+        entry = self._item(self._current)
         answers = _ANSWER_RE.findall(response)
         answer = answers[-1].strip() if answers else None
         if answer is None:
             credit, error_type = 0.0, "format_error"
         else:
-            credit = _credit(self.dataset, answer, entry)
+            credit = _credit(self._dataset(split), answer, entry)
             error_type = None if credit >= 1.0 else "wrong_answer"
         passed = error_type is None
         reward = (1.0 if passed else 0.0) if self.reward_mode == "binary" else credit
@@ -226,9 +232,9 @@ class ReasoningGymEnv(gymnasium.Env[str, str]):
             "test_results": [result.as_dict()],
             "feedback": feedback,
             "error_type": error_type,
-            "task_id": self._task_id(self._index),
+            "task_id": self._task_id(self._current),
             "attempt": self._attempt,
-            "extra": {"rg_task": self.task_name, "rg_index": self._index, "extracted_answer": answer},
+            "extra": {"rg_task": self.task_name, "rg_index": index, "extracted_answer": answer},
         }
         return feedback, float(reward), terminated, False, info
 
@@ -236,35 +242,43 @@ class ReasoningGymEnv(gymnasium.Env[str, str]):
         return self._last_text if self.render_mode == "ansi" else None
 
     # -- helpers ------------------------------------------------------------------------------
-    def _task_id(self, index: int) -> str:
-        return f"{self.task_name}/{self.split}/{index}"
+    def _task_id(self, task: tuple[str, int]) -> str:
+        return f"{self.task_name}/{task[0]}/{task[1]}"
 
-    def _item(self, index: int) -> dict[str, Any]:
-        item = self._items.get(index)
+    def _dataset(self, split: str) -> Any:
+        dataset = self._datasets.get(split)
+        if dataset is None:
+            seed = self._seed + SPLIT_SEED_OFFSETS[split]
+            dataset = self._datasets[split] = _create_dataset(self.task_name, self._config, seed, self.size)
+        return dataset
+
+    def _item(self, task: tuple[str, int]) -> dict[str, Any]:
+        item = self._items.get(task)
         if item is None:
-            item = self._items[index] = self.dataset[index]
+            item = self._items[task] = self._dataset(task[0])[task[1]]
         return item
 
-    def _choose_index(self, options: dict[str, Any]) -> int:
+    def _choose_task(self, options: dict[str, Any]) -> tuple[str, int]:
         unknown = set(options) - {"task_id", "task_index"}
         if unknown:
             raise ConfigError(f"unknown reset option(s) {sorted(unknown)}; supported: 'task_id', 'task_index'")
         if "task_id" in options:
             task_id = str(options["task_id"])
-            prefix = f"{self.task_name}/{self.split}/"
-            tail = task_id[len(prefix):] if task_id.startswith(prefix) else ""
-            if not tail.isdigit() or int(tail) >= self.size:
+            parts = task_id.split("/")
+            if (len(parts) != 3 or parts[0] != self.task_name or parts[1] not in SPLIT_SEED_OFFSETS
+                    or not parts[2].isdigit() or int(parts[2]) >= self.size):
                 raise UnknownTaskError(
-                    f"task id {task_id!r} is not in split {self.split!r} of {self.env_id}: "
-                    f"ids look like '{prefix}<index>' with index < size={self.size}"
+                    f"task id {task_id!r} is not a task of {self.env_id}: ids look like "
+                    f"'{self.task_name}/<split>/<index>' with split in {sorted(SPLIT_SEED_OFFSETS)} "
+                    f"and index < size={self.size}"
                 )
-            return int(tail)
+            return parts[1], int(parts[2])
         if "task_index" in options:
             index = options["task_index"]
             if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < self.size:
                 raise UnknownTaskError(f"task_index {index!r} is out of range for {self.env_id} with size={self.size}")
-            return index
-        return int(self.np_random.integers(self.size))
+            return self.split, index
+        return self.split, int(self.np_random.integers(self.size))
 
     def _feedback(self, answer: str | None, credit: float, passed: bool, entry: dict[str, Any]) -> str:
         if answer is None:
