@@ -74,3 +74,12 @@ def test_reasoning_gym_rows_score_through_the_bridge() -> None:
     result = compute_score(row["data_source"], "<answer>-3</answer>", row["reward_model"]["ground_truth"],
                            row["extra_info"], include_feedback=True)
     assert result["score"] == 0.0 and result["error_type"] == "wrong_answer"
+
+
+def test_rows_load_into_arrow(tmp_path) -> None:
+    datasets = pytest.importorskip("datasets")
+    table = datasets.Dataset.from_list(verl_rows(ENV, "train"))
+    table.to_parquet(str(tmp_path / "train.parquet"))
+    loaded = datasets.Dataset.from_parquet(str(tmp_path / "train.parquet"))
+    assert loaded.num_rows == len(resd_envs.load_tasks(ENV, "train"))
+    assert loaded[5]["extra_info"]["index"] == 5

@@ -1,0 +1,19 @@
+"""The adapters stay light: importing them loads no torch, trainer or learner module."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_adapters_import_without_torch_or_trainers() -> None:
+    code = (
+        "import sys, importlib.util\n"
+        "import resd_envs.integrations.trl, resd_envs.integrations.verl, resd_envs.integrations.common\n"
+        "if importlib.util.find_spec('reasoning_gym'):\n"
+        "    import resd_envs.integrations.reasoning_gym\n"
+        "bad = [m for m in ('torch', 'resd_learner', 'trl', 'verl', 'transformers', 'datasets') if m in sys.modules]\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == ""
