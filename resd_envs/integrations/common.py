@@ -8,7 +8,9 @@
   ``reset(options={"task_id": id})`` pick a task; ``info["task_id"]`` names it; ``step(response)``
   returns the info keys of :data:`resd_envs.core.env.STEP_INFO_KEYS`.
 
-Results are :class:`~resd_envs.core.results.VerifyResult` in both cases. This module imports neither
+Results are :class:`~resd_envs.core.results.VerifyResult` in both cases. Non-resd ids are scored by
+one env per (id, options), made on first use and kept for the life of the process (the counterpart
+of :func:`resd_envs.family`'s cache); calls on the same env take turns. This module imports neither
 torch nor any trainer library.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,6 +34,9 @@ from resd_envs.registration import ENVS
 RG_PREFIX = "rg/"
 _RESD_MODULE_PREFIX = "resd_envs:"
 _RESD_IDS = frozenset(entry.env_id for entry in ENVS)
+#: Scoring envs of non-resd ids, made once per (id, kwargs) and reused; each has its own lock.
+_SCORING_ENVS: dict[tuple[str, str], tuple[threading.Lock, gymnasium.Env]] = {}
+_SCORING_ENVS_LOCK = threading.Lock()
 
 
 def is_resd_id(env_id: str) -> bool:
@@ -136,12 +142,10 @@ def score_batch(
                       max_feedback_chars=max_feedback_chars, max_workers=max_workers, **kwargs)
     if not task_ids:
         return []
-    env = make_text_env(env_id, reward_mode=reward_mode, feedback=feedback,
-                        max_feedback_chars=max_feedback_chars, **kwargs)
-    try:
+    lock, env = _scoring_env(env_id, {"reward_mode": reward_mode, "feedback": feedback,
+                                      "max_feedback_chars": max_feedback_chars, **kwargs})
+    with lock:
         return [_step_once(env, str(task_id), response) for task_id, response in zip(task_ids, responses)]
-    finally:
-        env.close()
 
 
 async def ascore_batch(env_id: str, task_ids: Sequence[str], responses: Sequence[str],
@@ -163,6 +167,16 @@ def json_field(value: Any) -> Any:
 
 
 # -- internals --------------------------------------------------------------------------------
+def _scoring_env(env_id: str, kwargs: dict[str, Any]) -> tuple[threading.Lock, gymnasium.Env]:
+    """The cached env that scores ``env_id`` with ``kwargs`` (made on first use, kept for the process)."""
+    key = (env_id, repr(sorted(kwargs.items())))
+    with _SCORING_ENVS_LOCK:
+        entry = _SCORING_ENVS.get(key)
+        if entry is None:
+            entry = _SCORING_ENVS[key] = (threading.Lock(), make_text_env(env_id, **kwargs))
+    return entry
+
+
 def _step_once(env: gymnasium.Env, task_id: str, response: str) -> VerifyResult:
     env.reset(options={"task_id": task_id})
     _, reward, _, _, info = env.step(response if isinstance(response, str) else str(response))
