@@ -94,7 +94,8 @@ def task_rows(
         return rows if limit is None else rows[:limit]
     if limit is None:
         raise ConfigError(
-            f"{env_id} generates its tasks, so it has no fixed list: pass limit=N for the first N tasks of {split!r}"
+            f"{env_id} generates its tasks, so it has no fixed list: "
+            f"pass limit=N for the first N tasks of {split!r}"
         )
     env = make_text_env(env_id, split=split, **kwargs)
     rows = []
@@ -102,7 +103,9 @@ def task_rows(
         for index in range(limit):
             prompt, info = env.reset(options={"task_index": index})
             if "task_id" not in info:
-                raise ConfigError(f"{env_id}: reset() returned no info['task_id']; the adapters need it to score")
+                raise ConfigError(
+                    f"{env_id}: reset() returned no info['task_id']; the adapters need it to score"
+                )
             messages = info.get("messages") or [{"role": "user", "content": prompt}]
             rows.append({
                 "task_id": str(info["task_id"]),
@@ -152,7 +155,8 @@ async def ascore_batch(env_id: str, task_ids: Sequence[str], responses: Sequence
                        **kwargs: Any) -> list[VerifyResult]:
     """Async twin of :func:`score_batch`: scores in the default executor, never blocking the loop."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, functools.partial(score_batch, env_id, task_ids, responses, **kwargs))
+    job = functools.partial(score_batch, env_id, task_ids, responses, **kwargs)
+    return await loop.run_in_executor(None, job)
 
 
 def json_field(value: Any) -> Any:

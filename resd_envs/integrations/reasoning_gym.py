@@ -68,7 +68,9 @@ def task_name_of(env_id: str) -> str:
     """The reasoning-gym task of an ``rg/<task>-v0`` id (a ``module:`` prefix is allowed)."""
     match = _ID_RE.match(env_id)
     if match is None:
-        raise UnknownEnvError(f"{env_id!r} is not a reasoning-gym id; use 'rg/<task>-v0', e.g. 'rg/leg_counting-v0'")
+        raise UnknownEnvError(
+            f"{env_id!r} is not a reasoning-gym id; use 'rg/<task>-v0', e.g. 'rg/leg_counting-v0'"
+        )
     return _check_task(match.group("task"))
 
 
@@ -188,7 +190,9 @@ class ReasoningGymEnv(gymnasium.Env[str, str]):
         self._last_text = ""
 
     # -- gymnasium API ------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
         self._current = self._choose_task(options or {})
         self._attempt = 0
@@ -261,7 +265,9 @@ class ReasoningGymEnv(gymnasium.Env[str, str]):
     def _choose_task(self, options: dict[str, Any]) -> tuple[str, int]:
         unknown = set(options) - {"task_id", "task_index"}
         if unknown:
-            raise ConfigError(f"unknown reset option(s) {sorted(unknown)}; supported: 'task_id', 'task_index'")
+            raise ConfigError(
+                f"unknown reset option(s) {sorted(unknown)}; supported: 'task_id', 'task_index'"
+            )
         if "task_id" in options:
             task_id = str(options["task_id"])
             parts = task_id.split("/")
@@ -276,7 +282,9 @@ class ReasoningGymEnv(gymnasium.Env[str, str]):
         if "task_index" in options:
             index = options["task_index"]
             if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < self.size:
-                raise UnknownTaskError(f"task_index {index!r} is out of range for {self.env_id} with size={self.size}")
+                raise UnknownTaskError(
+                    f"task_index {index!r} is out of range for {self.env_id} with size={self.size}"
+                )
             return self.split, index
         return self.split, int(self.np_random.integers(self.size))
 
@@ -306,7 +314,9 @@ def _check_task(task: str) -> str:
 
         close = difflib.get_close_matches(str(task), list(DATASETS), n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise UnknownEnvError(f"{task!r} is not a reasoning-gym task.{hint} See available_tasks() for all {len(DATASETS)}")
+        raise UnknownEnvError(
+            f"{task!r} is not a reasoning-gym task.{hint} See available_tasks() for all {len(DATASETS)}"
+        )
     return task
 
 

@@ -62,7 +62,9 @@ def completion_text(completion: Any) -> str:
             if isinstance(message, Mapping) and message.get("role", "assistant") == "assistant":
                 return _content_text(message.get("content"))
         return ""
-    raise ConfigError(f"cannot read a completion of type {type(completion).__name__}; expected str or messages")
+    raise ConfigError(
+        f"cannot read a completion of type {type(completion).__name__}; expected str or a list of messages"
+    )
 
 
 class ResdRewardFunction:
@@ -109,11 +111,14 @@ class ResdRewardFunction:
         self.on_results = on_results
         self.last_results: list[VerifyResult | None] = []
 
-    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any) -> list[float | None]:
+    def __call__(
+        self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any
+    ) -> list[float | None]:
         groups, texts, task_ids = self._plan(prompts, completions, columns)
         results: list[VerifyResult | None] = [None] * len(texts)
         for env_id, rows in groups.items():
-            scored = score_batch(env_id, [task_ids[i] for i in rows], [texts[i] for i in rows], **self.options)
+            ids, responses = [task_ids[i] for i in rows], [texts[i] for i in rows]
+            scored = score_batch(env_id, ids, responses, **self.options)
             for i, result in zip(rows, scored):
                 results[i] = result
         return self._finish(results, columns)
@@ -129,12 +134,14 @@ class ResdRewardFunction:
         task_ids = columns.get("task_id")
         if task_ids is None:
             raise ConfigError(
-                f"{self.__name__}: the dataset has no 'task_id' column, so completions cannot be matched to tasks; "
-                "build it with resd_envs.integrations.trl.task_dataset()"
+                f"{self.__name__}: the dataset has no 'task_id' column, so completions cannot be matched "
+                "to tasks; build it with resd_envs.integrations.trl.task_dataset()"
             )
         row_envs = columns.get("env_id")
         if len(task_ids) != n or (row_envs is not None and len(row_envs) != n):
-            raise ConfigError(f"{self.__name__}: the task_id/env_id columns do not have one value per completion ({n})")
+            raise ConfigError(
+                f"{self.__name__}: the task_id/env_id columns do not have one value per completion ({n})"
+            )
         if self.env_id is None and row_envs is None:
             raise ConfigError(
                 f"{self.__name__}: no env id: pass ResdRewardFunction(env_id=...) or add an 'env_id' column"
@@ -208,10 +215,14 @@ def dataset_rows(
         messages = [{"role": str(m["role"]), "content": str(m["content"])} for m in row["messages"]]
         if system_prompt is not None:
             messages = [{"role": "system", "content": system_prompt}, *messages]
-        out: dict[str, Any] = {"prompt": messages, "task_id": str(row["task_id"]), "env_id": str(row["env_id"])}
+        out: dict[str, Any] = {
+            "prompt": messages, "task_id": str(row["task_id"]), "env_id": str(row["env_id"]),
+        }
         for name in keep_fields:
             if name not in row:
-                raise ConfigError(f"keep_fields: {name!r} is not a field of {env_id} rows; fields: {sorted(row)}")
+                raise ConfigError(
+                    f"keep_fields: {name!r} is not a field of {env_id} rows; fields: {sorted(row)}"
+                )
             out[name] = json_field(row[name])
         rows.append(out)
     return rows
@@ -222,7 +233,9 @@ def task_dataset(env_id: str, split: str = "train", **kwargs: Any) -> Any:
     try:
         from datasets import Dataset
     except ImportError as exc:
-        raise MissingDependencyError('task_dataset needs the datasets package: pip install "resd[trl]"') from exc
+        raise MissingDependencyError(
+            'task_dataset needs the datasets package: pip install "resd[trl]"'
+        ) from exc
     return Dataset.from_list(dataset_rows(env_id, split, **kwargs))
 
 
@@ -280,14 +293,17 @@ class ResdToolEnvironment:
         """Start an episode on ``row["task_id"]`` (TRL passes the dataset row as keyword arguments)."""
         if "task_id" not in row:
             raise ConfigError(
-                "ResdToolEnvironment.reset needs a 'task_id' column in the dataset; build it with task_dataset()"
+                "ResdToolEnvironment.reset needs a 'task_id' column in the dataset; "
+                "build it with task_dataset()"
             )
         env_id = self.env_id or row.get("env_id")
         if env_id is None:
             raise ConfigError("ResdToolEnvironment has no env id: pass env_id= or add an 'env_id' column")
         row_env = row.get("env_id")
         if self.env_id is not None and row_env is not None and _bare(str(row_env)) != _bare(self.env_id):
-            raise ConfigError(f"row {row['task_id']!r} is for {row_env}, but this environment serves {self.env_id}")
+            raise ConfigError(
+                f"row {row['task_id']!r} is for {row_env}, but this environment serves {self.env_id}"
+            )
         self._episode_env = str(env_id)
         self._task_id = str(row["task_id"])
         self.attempts = 0
@@ -298,7 +314,7 @@ class ResdToolEnvironment:
         """Submit your final answer to the task for scoring.
 
         Args:
-            answer: The complete answer, formatted exactly as the task asks (for a program, the whole program in its code block).
+            answer: The complete answer, formatted exactly as the task asks (a program in its code block).
 
         Returns:
             Feedback on the submission: whether it passed, what went wrong, and how many attempts remain.
@@ -309,8 +325,8 @@ class ResdToolEnvironment:
             return "This task is already solved; no further submissions are scored."
         if self.attempts >= self.max_attempts:
             return f"No attempts left ({self.max_attempts} used); this submission was not scored."
-        result = score_batch(self._episode_env, [self._task_id], [answer if isinstance(answer, str) else str(answer)],
-                             **self._options)[0]
+        text = answer if isinstance(answer, str) else str(answer)
+        result = score_batch(self._episode_env, [self._task_id], [text], **self._options)[0]
         self.attempts += 1
         self.last_result = result
         left = self.max_attempts - self.attempts
@@ -335,8 +351,8 @@ def environment_factory(env_id: str | None = None, **options: Any) -> Callable[[
 def _check_tool_options(reward_mode: str, feedback: str, max_feedback_chars: int, max_attempts: int) -> None:
     if feedback == "privileged":
         raise ConfigError(
-            "feedback='privileged' is for the teacher only: the submit tool's feedback is read by the policy, "
-            "use 'full', 'summary' or 'minimal'"
+            "feedback='privileged' is for the teacher only: the submit tool's feedback is read by the "
+            "policy, use 'full', 'summary' or 'minimal'"
         )
     check_options(reward_mode, feedback, max_feedback_chars)
     if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1:
@@ -350,7 +366,9 @@ def _content_text(content: Any) -> str:
         return content
     if isinstance(content, Sequence):
         return "".join(
-            str(block.get("text", "")) for block in content if isinstance(block, Mapping) and block.get("type") == "text"
+            str(block.get("text", ""))
+            for block in content
+            if isinstance(block, Mapping) and block.get("type") == "text"
         )
     return str(content)
 

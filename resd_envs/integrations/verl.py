@@ -94,7 +94,9 @@ def compute_score_batch(
     return out
 
 
-def resolve_task(data_source: str, ground_truth: Any, extra_info: Mapping[str, Any] | None) -> tuple[str, str]:
+def resolve_task(
+    data_source: str, ground_truth: Any, extra_info: Mapping[str, Any] | None
+) -> tuple[str, str]:
     """``(env_id, task_id)`` of one verl row (see the module docstring for the lookup order)."""
     info = dict(extra_info or {})
     truth = ground_truth
@@ -110,8 +112,9 @@ def resolve_task(data_source: str, ground_truth: Any, extra_info: Mapping[str, A
         task_id = truth
     if not env_id or task_id is None or str(task_id) == "":
         raise ConfigError(
-            f"cannot tell which task this row is (data_source={data_source!r}, ground_truth={ground_truth!r}, "
-            f"extra_info keys={sorted(info)}): write rows with resd_envs.integrations.verl.verl_rows()"
+            f"cannot tell which task this row is (data_source={data_source!r}, "
+            f"ground_truth={ground_truth!r}, extra_info keys={sorted(info)}): "
+            "write rows with resd_envs.integrations.verl.verl_rows()"
         )
     return str(env_id), str(task_id)
 

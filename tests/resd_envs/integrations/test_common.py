@@ -56,7 +56,8 @@ def test_generated_env_rows_need_a_limit_and_score_through_the_env() -> None:
 
     from resd_envs.integrations.reasoning_gym import SPLIT_SEED_OFFSETS
 
-    answer = reasoning_gym.create_dataset("leg_counting", seed=SPLIT_SEED_OFFSETS["test"], size=1000)[1]["answer"]
+    test_split = reasoning_gym.create_dataset("leg_counting", seed=SPLIT_SEED_OFFSETS["test"], size=1000)
+    answer = test_split[1]["answer"]
     results = score_batch("rg/leg_counting-v0", [r["task_id"] for r in rows],
                           ["<answer>-1</answer>", f"<answer>{answer}</answer>"])
     assert [r.passed for r in results] == [False, True]

@@ -14,8 +14,10 @@ def test_adapters_import_without_torch_or_trainers() -> None:
         "    import resd_envs.integrations.reasoning_gym\n"
         "except ImportError:  # the reasoning-gym extra is not installed\n"
         "    pass\n"
-        "bad = [m for m in ('torch', 'resd_learner', 'trl', 'verl', 'transformers', 'datasets') if m in sys.modules]\n"
+        "heavy = ('torch', 'resd_learner', 'trl', 'verl', 'transformers', 'datasets')\n"
+        "bad = [m for m in heavy if m in sys.modules]\n"
         "print(','.join(bad))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         timeout=120)
     assert out.stdout.strip() == ""

@@ -39,7 +39,8 @@ def test_completion_text_reads_plain_and_conversational_completions() -> None:
     tool_turns = [
         {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "submit"}}]},
         {"role": "tool", "content": "Passed."},
-        {"role": "assistant", "content": [{"type": "text", "text": "done "}, {"type": "text", "text": "now"}]},
+        {"role": "assistant",
+         "content": [{"type": "text", "text": "done "}, {"type": "text", "text": "now"}]},
     ]
     assert completion_text(tool_turns) == "done now"
     assert completion_text([{"role": "tool", "content": "x"}]) == ""

@@ -1,4 +1,7 @@
-"""verl's compute_score contract, tested without verl: (data_source, solution_str, ground_truth, extra_info)."""
+"""verl's compute_score contract, tested without verl.
+
+verl calls ``compute_score(data_source, solution_str, ground_truth, extra_info)`` per response.
+"""
 
 from __future__ import annotations
 
