@@ -311,7 +311,7 @@ def _prepare(request, in_fd, out_fd, life_fd):
         enter_jail(setup["jail"])
         drop_privileges(setup["jail"]["uid"])
     elif setup.get("keeper"):
-        become_keeper(_signal, (in_fd, out_fd, life_fd))
+        become_keeper(_signal, (in_fd, out_fd, life_fd), setup.get("scratch"))
         drop_privileges(setup.get("uid"))
     check_lifeline(life_fd)
     os.close(life_fd)

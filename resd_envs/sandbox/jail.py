@@ -202,8 +202,32 @@ def _reap_all():
             return True
 
 
-def become_keeper(signal_module, close_in_keeper):
-    """Fork; return in the worker. The keeper sweeps all descendants and exits like the worker."""
+def remove_tree(path):
+    """Delete ``path`` and everything in it without following symlinks (errors are ignored)."""
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        entries = []
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                remove_tree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def become_keeper(signal_module, close_in_keeper, scratch=None):
+    """Fork; return in the worker. The keeper sweeps all descendants and exits like the worker.
+
+    The keeper also deletes the host ``scratch`` directory, so it is gone even when the caller
+    was SIGKILLed (the caller deletes it too on its normal path).
+    """
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     _prctl(PR_SET_PDEATHSIG, SIGTERM)
     signal_module.signal(SIGTERM, _on_term)
@@ -232,4 +256,6 @@ def become_keeper(signal_module, close_in_keeper):
                 pass
         if not _reap_all():
             break
+    if scratch:
+        remove_tree(scratch)
     os._exit(status if status >= 0 else 128 - status)

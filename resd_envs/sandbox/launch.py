@@ -30,6 +30,10 @@ PYTHON_FLAGS = ("-s", "-S", "-B", "-u")
 INSIDE_SCRATCH = "/tmp"
 #: Inodes of the scratch tmpfs (bounds the kernel memory a file-creation bomb can pin).
 SCRATCH_INODES = 4096
+#: Existing host directories the unshare tier may mount its new root on. The mount happens in the
+#: sandbox's private mount namespace, so the host never sees it and no host directory is created
+#: (nothing is left behind even if the caller is SIGKILLed).
+JAIL_MOUNTPOINTS = ("/mnt", "/media", "/srv", "/opt", "/var/empty", "/tmp")
 
 
 @dataclass
@@ -137,6 +141,18 @@ def _jail_spec(plan: TierPlan, root: str, limits: SandboxLimits) -> dict[str, An
     }
 
 
+def jail_mountpoint(plan: TierPlan) -> str:
+    """A host directory to mount the new root on that hides none of the paths bound into it."""
+    assert plan.interpreter is not None
+    needed = plan.interpreter.mount_points
+    for candidate in JAIL_MOUNTPOINTS:
+        if os.path.isdir(candidate) and not os.path.islink(candidate) and not any(
+            path == candidate or path.startswith(candidate + os.sep) for path in needed
+        ):
+            return candidate
+    raise OSError(f"no directory among {JAIL_MOUNTPOINTS} can hold the sandbox root")
+
+
 def _unshare_argv(plan: TierPlan) -> list[str]:
     argv = [plan.tools["unshare"]]
     if plan.uid is None:
@@ -149,13 +165,13 @@ def _unshare_argv(plan: TierPlan) -> list[str]:
 def prepared_launch(plan: TierPlan, limits: SandboxLimits) -> Iterator[Launch]:
     """Yield the :class:`Launch` for one run; its host directory is removed afterwards.
 
-    bwrap needs no host directory. For unshare it is only the mount point of the new root (empty
-    on the host: the mounts live in the sandbox's own mount namespace); for rlimit it is the
-    scratch directory itself.
+    bwrap and unshare need no host directory (unshare mounts its root over an existing directory
+    inside its own mount namespace). For rlimit it is the scratch directory, which the keeper also
+    removes if this process dies first.
     """
     token = secrets.token_hex(8)
-    host_dir = "" if plan.name == "bwrap" else tempfile.mkdtemp(prefix="resd-sandbox-",
-                                                                 dir=_scratch_parent(plan))
+    host_dir = "" if plan.name != "rlimit" else tempfile.mkdtemp(prefix="resd-sandbox-",
+                                                                  dir=_scratch_parent(plan))
     home = plan.interpreter.home if plan.interpreter is not None else None
     sweep_uid = plan.uid if plan.uid is not None else os.getuid()
     try:
@@ -164,14 +180,14 @@ def prepared_launch(plan: TierPlan, limits: SandboxLimits) -> Iterator[Launch]:
             yield Launch(argv, child_env(INSIDE_SCRATCH, token, home), "/", sweep_uid, True, token)
         elif plan.name == "unshare":
             argv = _setpriv(plan, "KILL", drop=False) + _unshare_argv(plan) + _python(plan)
-            setup = {"jail": _jail_spec(plan, host_dir, limits)}
-            yield Launch(argv, child_env(INSIDE_SCRATCH, token, home), host_dir, sweep_uid, True, token,
+            setup = {"jail": _jail_spec(plan, jail_mountpoint(plan), limits)}
+            yield Launch(argv, child_env(INSIDE_SCRATCH, token, home), "/", sweep_uid, True, token,
                          setup=setup)
         else:
             if plan.uid is not None:
                 os.chown(host_dir, plan.uid, plan.uid)
             argv = _setpriv(plan, "TERM", drop=False) + _python(plan)
-            setup = {"keeper": True, "uid": plan.uid}
+            setup = {"keeper": True, "uid": plan.uid, "scratch": host_dir}
             yield Launch(argv, child_env(host_dir, token), host_dir, sweep_uid, False, token,
                          setup=setup, keeper=True)
     finally:

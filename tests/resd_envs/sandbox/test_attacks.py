@@ -181,7 +181,7 @@ ATTACKS = [
                 os._exit(0)
             time.sleep(0.1)
             return "escaped"
-        """), ("format_error",)),
+        """), ("format_error", "runtime_error")),
     Attack("redefine_checker", _src("""
         import builtins, marshal
         def check_distance(a, b):
