@@ -119,7 +119,7 @@ ATTACKS = [
             with open(target, "w") as out:
                 out.write("planted")
             return [1.0]
-        """), ("runtime_error",), not_contained_by=("unshare", "rlimit")),
+        """), ("runtime_error",), not_contained_by=("rlimit",)),
     Attack("read_secret_file", _src("""
         def f(path):
             with open(path) as handle:
