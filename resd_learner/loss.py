@@ -33,9 +33,12 @@ Divergences (the per-token loss is the sum over the support entries):
   official 0 < alpha < 1 with beta = alpha (alpha = 0.5 for BouncingSim-Easy and Finer). See
   :func:`divergence_from_alpha` to translate an official alpha.
 
-Gradients: the support choice (top-k) and the clip bounds are constants (stop-gradient); the
-student gets gradients through ``p`` everywhere and through ``q~`` nowhere (unless the teacher logits
-themselves require grad).
+Gradients: the teacher is a stop-gradient target. The support choice (top-k), the clip bounds and
+the teacher side ``q`` are constants; the student gets gradients through ``p`` only, even when the
+caller's teacher logits (or hidden states / head) require grad, e.g. a non-EMA teacher that is the
+student itself under another context. ``teacher_grad=True`` opts out (gradients then also flow into
+the teacher's inputs); it exists for analyses that differentiate the loss with
+respect to the teacher, not for training.
 
 All divergence arithmetic runs in float32 for float32/bfloat16/float16 inputs (float64 inputs stay
 float64, which ``torch.autograd.gradcheck`` needs), and only at positions where the mask is non-zero
@@ -141,23 +144,29 @@ def f_divergence_loss(
     ratio_clip_high: float | None = None,
     temperature: float = 1.0,
     topk_source: str = "student",
+    teacher_grad: bool = False,
 ) -> torch.Tensor:
     """Per-token clipped f-divergence between student and teacher over the top-k support (+ tail).
 
     Args:
         student_logits: [B, T, V] logits of the student at the response positions (any float dtype;
             gradients flow into it).
-        teacher_logits: [B, T, V] teacher logits aligned position by position with the student's
-            (usually computed under no_grad; if it requires grad, gradients flow into it too).
+        teacher_logits: [B, T, V] teacher logits aligned position by position with the student's;
+            detached (stop-gradient target) unless ``teacher_grad`` is True.
         mask: [B, T]; positions where it is non-zero are scored, the others are never read.
         divergence, jsd_beta, top_k, add_tail, ratio_clip_low, ratio_clip_high, temperature,
             topk_source: see the module docstring.
+        teacher_grad: let gradients flow into ``teacher_logits`` too (default False: the teacher is a
+            constant target).
 
     Returns:
         [B, T] per-token losses (float32, or float64 for float64 inputs), exactly 0 where ``mask`` is 0.
     """
     _check_options(divergence, jsd_beta, top_k, ratio_clip_low, ratio_clip_high, temperature, topk_source,
                    add_tail)
+    _check_teacher_grad(teacher_grad)
+    if not teacher_grad:
+        teacher_logits = teacher_logits.detach()
     if student_logits.dim() != 3:
         raise ValueError(f"student_logits must be [B, T, V], got shape {tuple(student_logits.shape)}")
     if teacher_logits.shape != student_logits.shape:
@@ -185,6 +194,7 @@ def chunked_f_divergence_loss(
     mask: torch.Tensor,
     *,
     chunk_size: int = 1024,
+    teacher_grad: bool = False,
     **loss_kwargs: Any,
 ) -> torch.Tensor:
     """:func:`f_divergence_loss` computed from hidden states without materialising [B, T, V] logits.
@@ -211,6 +221,8 @@ def chunked_f_divergence_loss(
         teacher_lm_head_weight: [V, H] the teacher's output projection.
         mask: [B, T]; non-zero marks positions to score.
         chunk_size: positions per chunk (>= 1).
+        teacher_grad: let gradients flow into the teacher's hidden states and head too (default False:
+            both are detached, so the memory-lean frozen-teacher path is used).
         **loss_kwargs: the keyword options of :func:`f_divergence_loss`.
 
     Returns:
@@ -226,6 +238,9 @@ def chunked_f_divergence_loss(
     _check_options(**options)
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size={chunk_size!r} must be a positive integer")
+    _check_teacher_grad(teacher_grad)
+    if not teacher_grad:
+        teacher_hidden, teacher_lm_head_weight = teacher_hidden.detach(), teacher_lm_head_weight.detach()
     if student_hidden.dim() != 3 or teacher_hidden.shape != student_hidden.shape:
         raise ValueError(
             f"student_hidden and teacher_hidden must both be [B, T, H] with equal shapes, got "
@@ -252,7 +267,11 @@ def chunked_f_divergence_loss(
     vocab = student_lm_head_weight.shape[0]
     if rows.numel() == 0:
         empty_dtype = torch.promote_types(student_rows.dtype, torch.float32)
-        return student_hidden.new_zeros(batch, tokens, dtype=empty_dtype)
+        zeros = student_hidden.new_zeros(batch, tokens, dtype=empty_dtype)
+        if needs_grad:  # nothing to distil: a zero that is still attached to the graph, so backward works
+            anchor = student_hidden.sum() + student_lm_head_weight.sum()
+            zeros = zeros + 0.0 * anchor.to(empty_dtype)
+        return zeros
     if needs_grad and frozen_teacher and not _uses_full_vocab(options["top_k"], vocab):
         per_row = _FrozenTeacherChunkedLoss.apply(student_rows, teacher_rows, student_lm_head_weight,
                                                   teacher_lm_head_weight, options, chunk_size)
@@ -372,6 +391,11 @@ def _check_options(
         problems.append(f"add_tail={add_tail!r} must be True or False")
     if problems:
         raise ValueError("invalid distillation loss options: " + "; ".join(problems))
+
+
+def _check_teacher_grad(teacher_grad: bool) -> None:
+    if not isinstance(teacher_grad, bool):
+        raise TypeError(f"teacher_grad={teacher_grad!r} must be True or False")
 
 
 def _masked_rows(mask: torch.Tensor, batch: int, tokens: int, device: torch.device) -> torch.Tensor:
