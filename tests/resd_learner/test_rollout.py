@@ -93,3 +93,43 @@ def test_vllm_matches_hf_before_and_after_a_weight_push(vllm_llm, tiny_model_dir
     finally:  # leave the shared engine and backend as they were
         vllm.push_weights(original)
         hf_backend.push_weights(original)
+
+
+def test_scheduler_options_keep_seeded_cpu_requests_in_one_prefill_step():
+    from resd_learner.rollout.vllm_backend import scheduler_options
+
+    cpu = scheduler_options(on_gpu=False, max_model_len=8192)
+    assert cpu == {"enable_chunked_prefill": False, "max_num_batched_tokens": 8192}
+    assert scheduler_options(on_gpu=False, max_model_len=1024, max_num_batched_tokens=256) == {
+        "enable_chunked_prefill": False, "max_num_batched_tokens": 1024}
+    assert scheduler_options(on_gpu=False, max_model_len=512)["max_num_batched_tokens"] == 4096
+    assert scheduler_options(on_gpu=True, max_model_len=8192) == {}
+    assert scheduler_options(on_gpu=True, max_model_len=8192, chunked_prefill=False) == {
+        "enable_chunked_prefill": False, "max_num_batched_tokens": 8192}
+    with pytest.raises(ValueError, match="CPU Generator does not use offset"):
+        scheduler_options(on_gpu=False, max_model_len=8192, chunked_prefill=True)
+    with pytest.raises(ValueError, match="max_num_batched_tokens"):
+        scheduler_options(on_gpu=False, max_model_len=8192, max_num_batched_tokens=0)
+
+
+@pytest.mark.vllm
+def test_vllm_cpu_prompt_longer_than_the_token_budget(tiny_model_dir, tiny_tokenizer):
+    """A seeded 600-token prompt with a requested 256-token step budget: vLLM's chunked prefill would
+    split it and crash on CPU ("CPU Generator does not use offset"); the backend prefills it whole."""
+    from resd_learner.rollout.vllm_backend import VllmBackend
+
+    backend = VllmBackend(tiny_model_dir, tiny_tokenizer, max_model_len=1024, max_num_batched_tokens=256,
+                          kv_cache_gb=1)
+    try:
+        scheduler = backend.llm.llm_engine.vllm_config.scheduler_config
+        assert not scheduler.enable_chunked_prefill and scheduler.max_num_batched_tokens >= 1024
+        long_chat = [{"role": "user", "content": " ".join(f"w{i}" for i in range(200))}]
+        assert 2 * 256 < len(render_prompt_ids(tiny_tokenizer, long_chat)) < 1024 - 6
+        chats = [long_chat, long_chat, CHATS[0]]
+        first = backend.generate(chats, n=2, temperature=1.0, top_p=0.95, max_tokens=6, seed=9)
+        again = backend.generate(chats, n=2, temperature=1.0, top_p=0.95, max_tokens=6, seed=9)
+        ids = lambda gens: [[g.token_ids for g in group] for group in gens]  # noqa: E731
+        assert all(g.token_ids and g.finish_reason != "prompt_too_long" for group in first for g in group)
+        assert ids(first) == ids(again)
+    finally:
+        backend.close()
