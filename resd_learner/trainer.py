@@ -348,15 +348,18 @@ class Trainer:
     def _build_updater(self) -> Any:
         from resd_learner.context import ContextUpdater
 
-        return ContextUpdater(self.config.context, self._context_generate, seed=self.config.train.seed)
+        return ContextUpdater(self.config.context, self._context_generate, seed=self.config.train.seed,
+                              supports_schema=self.backend is None  # other ranks never generate
+                              or bool(getattr(self.backend, "supports_schema", False)))
 
-    def _context_generate(self, chats: list[list[dict[str, str]]]) -> list[str]:
+    def _context_generate(self, chats: list[list[dict[str, str]]], schema: dict | None = None) -> list[str]:
         """The student in diagnostic mode (reflector / tagger / curator calls), training sampling settings."""
         cfg = self.config
         self._context_calls += 1
         seed = derive_seed(cfg.train.seed, _PHASE_ID["context"], self.global_step, self._context_calls)
         gens = self.backend.generate(chats, n=1, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                                     max_tokens=max(1, cfg.context.max_reflection_tokens), seed=seed)
+                                     max_tokens=max(1, cfg.context.max_reflection_tokens), seed=seed,
+                                     **({"schema": schema} if schema is not None else {}))
         return [g[0].text for g in gens]
 
     # -- the loop ---------------------------------------------------------------------------------

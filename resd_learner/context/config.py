@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .schemas import STRUCTURED_OUTPUT_MODES
+
 CONCISE_METHODS = ("staleness", "prioritized")
 
 
@@ -45,6 +47,10 @@ class ContextConfig:
     max_reflection_tokens: int = 4096
     """Generation cap the trainer should pass to its backend for reflector, tagger and curator calls.
     The updater itself never counts tokens; it only forwards this value as documentation of intent."""
+    structured_output: str = "auto"
+    """Generate reflector, success-tagger and curator outputs under their JSON schemas
+    (``context/schemas.py``): "on", "off" (the official free-form generation, read by the lenient
+    parser) or "auto" (on where the backend supports it: vLLM, or the hf backend with xgrammar)."""
     max_slot_chars: int = 16000
     """Character cap for each long text slot (prompt, response, feedback, reflection) inside reflector,
     tagger and curator prompts; longer texts keep their head and tail around a trimming marker. This
@@ -74,6 +80,11 @@ class ContextConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 problems.append(f"context.{name}={value!r} must be an integer >= 0")
+        if self.structured_output not in STRUCTURED_OUTPUT_MODES:
+            problems.append(
+                f"context.structured_output={self.structured_output!r} is unknown; "
+                f"use one of {list(STRUCTURED_OUTPUT_MODES)}"
+            )
         if self.curate and not self.reflect and self.enabled:
             problems.append(
                 "context.curate=True needs context.reflect=True (curation reads the reflections); "

@@ -10,8 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-Generate = Callable[[list[list[dict[str, str]]]], list[str]]
-"""A batch of chat-message lists → exactly one completion text per list (same order)."""
+Generate = Callable[..., list[str]]
+"""``generate(batch)`` or ``generate(batch, schema=json_schema)``: a batch of chat-message lists →
+exactly one completion text per list (same order). The ``schema`` keyword is passed only when the
+updater runs with structured output, and then every completion must be JSON valid under it."""
 
 
 @dataclass

@@ -38,6 +38,7 @@ from typing import Any
 from . import concise as concise_mod
 from . import curate as curate_mod
 from . import reflect as reflect_mod
+from . import schemas
 from .config import ContextConfig
 from .playbook import Playbook, dedup_key
 from .solutions import SolutionBuffer
@@ -89,15 +90,19 @@ class ContextUpdater:
     ``generate`` runs the student (diagnostic mode) on a batch of chat-message lists and returns one
     completion text per list; the trainer should cap its length at ``config.max_reflection_tokens``.
     ``seed`` seeds the updater's own RNG (random evictions); its state is part of :meth:`state_dict`.
+    ``supports_schema`` says whether ``generate`` accepts ``schema=`` (see :data:`Generate`); with
+    ``config.structured_output`` it decides :attr:`structured` (``on`` without support is an error).
     """
 
-    def __init__(self, config: ContextConfig, generate: Generate, *, seed: int) -> None:
+    def __init__(self, config: ContextConfig, generate: Generate, *, seed: int,
+                 supports_schema: bool = False) -> None:
         if not isinstance(config, ContextConfig):
             raise TypeError(f"ContextUpdater needs a ContextConfig, got {type(config).__name__}")
         if not callable(generate):
             raise TypeError("ContextUpdater needs a callable generate(list_of_message_lists) -> list[str]")
         self.config = config
         self.generate = generate
+        self.structured = schemas.use_structured_output(config.structured_output, backend_supports=supports_schema)
         self.playbook = Playbook()
         self.solutions = SolutionBuffer()
         self.update_count = 0
@@ -172,6 +177,7 @@ class ContextUpdater:
                 snapshot,
                 max_slot_chars=cfg.max_slot_chars,
                 remove_thinking=cfg.remove_thinking,
+                schema=self.structured_schema("reflection"),
             )
             stats["generate_calls"] += 1
             for i, result in zip(failed, results, strict=True):
@@ -190,6 +196,7 @@ class ContextUpdater:
                 snapshot,
                 max_slot_chars=cfg.max_slot_chars,
                 remove_thinking=cfg.remove_thinking,
+                schema=self.structured_schema("success_tag"),
             )
             stats["generate_calls"] += 1
             for i, result in zip(succeeded, results, strict=True):
@@ -205,6 +212,7 @@ class ContextUpdater:
                 self.playbook,
                 max_slot_chars=cfg.max_slot_chars,
                 remove_thinking=cfg.remove_thinking,
+                schema=self.structured_schema("curation"),
             )
             stats["generate_calls"] += 1
             seen = {dedup_key(e.content) for e in self.playbook.entries}
@@ -235,6 +243,19 @@ class ContextUpdater:
             self._concise(
                 step, budget=cfg.playbook_budget, trigger="post_curation", stats=stats, events=events
             )
+
+    def structured_schema(self, kind: str) -> dict[str, Any] | None:
+        """The JSON schema for this step's ``kind`` ("reflection", "success_tag" or "curation") calls on
+        the current playbook, or None when generation is free-form (``structured`` is False)."""
+        builders = {"reflection": schemas.reflection_schema, "success_tag": schemas.success_tag_schema}
+        if kind not in (*builders, "curation"):
+            raise ValueError(f"unknown context output kind {kind!r}; use reflection, success_tag or curation")
+        if not self.structured:
+            return None
+        max_tokens = self.config.max_reflection_tokens
+        if kind == "curation":
+            return schemas.curation_schema(max_tokens=max_tokens)
+        return builders[kind]([e.id for e in self.playbook.entries], max_tokens=max_tokens)
 
     def _apply_tags(
         self,

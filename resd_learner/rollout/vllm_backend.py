@@ -33,6 +33,11 @@ def prepare_vllm_env(kv_cache_gb: float | None = None) -> None:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(round(kv_cache_gb)))))
 
 
+STRUCTURED_OUTPUTS_CONFIG: dict[str, Any] = {"backend": "xgrammar", "disable_any_whitespace": True}
+"""Engine-wide structured-output settings: xgrammar (the grammar library the hf backend uses too), no optional whitespace inside schema-constrained JSON (a
+weak model otherwise fills its budget with blanks). vLLM reads this flag from the engine, not from a
+request's ``StructuredOutputsParams``; pass it too when building an ``LLM`` for ``llm=``."""
+
 DEFAULT_CPU_BATCHED_TOKENS = 4096
 """Per-step token budget on CPU when chunked prefill is off and ``max_model_len`` is smaller."""
 
@@ -116,6 +121,8 @@ class VllmBackend:
                 "or set rollout.backend=hf"
             ) from exc
         self._sampling_params = SamplingParams
+        self.supports_schema = True
+        """vLLM constrains generation to a JSON schema (structured outputs, xgrammar by default)."""
         self.tokenizer = tokenizer
         self.max_model_len = max_model_len
         self.enable_thinking = enable_thinking
@@ -123,6 +130,7 @@ class VllmBackend:
             kwargs: dict[str, Any] = dict(
                 model=str(model_dir), dtype=dtype, max_model_len=max_model_len, enforce_eager=enforce_eager,
                 seed=seed, tensor_parallel_size=tensor_parallel_size,
+                structured_outputs_config=STRUCTURED_OUTPUTS_CONFIG,
             )
             on_gpu = _has_cuda()
             if on_gpu:
@@ -142,7 +150,15 @@ class VllmBackend:
         top_p: float = 1.0,
         max_tokens: int = 256,
         seed: int = 0,
+        schema: dict[str, Any] | None = None,
     ) -> list[list[Generation]]:
+        """See :class:`~resd_learner.rollout.base.GenerationBackend`; ``schema`` constrains every
+        completion to that JSON schema (vLLM structured outputs; see :data:`STRUCTURED_OUTPUTS_CONFIG`)."""
+        structured = None
+        if schema is not None:
+            from vllm.sampling_params import StructuredOutputsParams
+
+            structured = StructuredOutputsParams(json=schema)
         prompts = [render_prompt_ids(self.tokenizer, m, enable_thinking=self.enable_thinking) for m in messages_batch]
         out: list[list[Generation]] = [[] for _ in prompts]
         requests, params, owners = [], [], []
@@ -154,7 +170,7 @@ class VllmBackend:
             requests.append({"prompt_token_ids": ids})
             params.append(self._sampling_params(
                 n=n, temperature=temperature, top_p=top_p if temperature > 0 else 1.0, max_tokens=budget,
-                seed=request_seed(seed, i), logprobs=0,
+                seed=request_seed(seed, i), logprobs=0, structured_outputs=structured,
             ))
             owners.append(i)
         if requests:

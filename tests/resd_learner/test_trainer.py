@@ -24,7 +24,7 @@ def _config(smoke_config_path, run_dir, *extra):
                                            "rollout.max_tokens=8", "context.max_reflection_tokens=8", "context.max_slot_chars=1500", *extra])
 
 
-def scripted_generate(chats):
+def scripted_generate(chats, schema=None):
     """Well-formed reflector / success-tagger / curator answers, so the playbook really grows."""
     out = []
     for messages in chats:
