@@ -58,6 +58,7 @@ from resd_learner.envs import make_task_source
 from resd_learner.metrics import MetricsLogger, truncate_jsonl
 from resd_learner.models import load_tokenizer, resolve_model_path
 from resd_learner.rollout import collect_samples, make_backend
+from resd_learner.records import RunRecords, collect_step_records
 from resd_learner.schedule import GrpoSwitch
 from resd_learner.types import Sample, Task
 
@@ -275,6 +276,7 @@ class Trainer:
         self.fail_after_step = fail_after_step
         if distributed.is_main():
             self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.records = RunRecords(self.run_dir) if distributed.is_main() else None  # records hook (1/2)
         self.global_step = 0
         self.next_batch = 0
         distributed.init_distributed(config.distributed.backend, config.distributed.master_port)
@@ -453,6 +455,11 @@ class Trainer:
             context = self._update_context(samples)
         with timer("teacher"):
             items = self._build_items(samples, context)
+        if self.records is not None:  # records hook (2/2): this step's rollouts, context outputs, teacher prompts
+            update = context.update if context is not None else None
+            self.records.write_step(self.global_step, collect_step_records(
+                samples, update, items, samples[::distributed.world_size()], self.tokenizer),
+                playbook=update.playbook if update is not None else None)
         loss_stats = self._optimize(items, timer)
         if self.teacher is not None:
             with timer("ema"):

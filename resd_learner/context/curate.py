@@ -62,6 +62,7 @@ def propose(
     for text in raw:
         text = strip_thinking(text) if remove_thinking else text.strip()
         parsed = parse_curation(text)
+        parsed.text = text
         if parsed.error:
             logger.warning("dropping a malformed curator output (%s): %.200r", parsed.error, text)
         results.append(parsed)

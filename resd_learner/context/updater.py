@@ -133,8 +133,9 @@ class ContextUpdater:
         stats: dict[str, float] = {key: 0 for key in STAT_KEYS}
         events: list[dict[str, Any]] = []
         reflections = [""] * len(samples)
+        outputs: list[dict[str, Any]] = []
         if cfg.enabled:
-            self._run(step, samples, reflections, stats, events)
+            self._run(step, samples, reflections, stats, events, outputs)
             self.update_count += 1
         if cfg.solution_buffer:
             stats["solutions_stored"] = len(self.solutions.store_step(samples))
@@ -144,7 +145,7 @@ class ContextUpdater:
             self.totals[key] += int(stats[key])
             stats[f"total/{key}"] = self.totals[key]
         return ContextUpdate(
-            reflections=reflections, stats=stats, events=events, playbook=self.playbook.render()
+            reflections=reflections, stats=stats, events=events, playbook=self.playbook.render(), outputs=outputs
         )
 
     def _run(
@@ -154,6 +155,7 @@ class ContextUpdater:
         reflections: list[str],
         stats: dict[str, float],
         events: list[dict[str, Any]],
+        outputs: list[dict[str, Any]],
     ) -> None:
         cfg, update = self.config, self.update_count
         trigger = concise_mod.check_triggers(
@@ -185,6 +187,7 @@ class ContextUpdater:
                 stats["reflections"] += bool(result.text)
                 stats["reflections_empty"] += not result.text
                 stats["reflections_malformed"] += bool(result.parse.error)
+                outputs.append(_output("reflection", samples[i], result.text, result.parse.error))
                 self._apply_tags(step, samples[i], result, "reflection", stats, events)
 
         succeeded = [i for i, s in enumerate(samples) if s.success]
@@ -202,6 +205,7 @@ class ContextUpdater:
             for i, result in zip(succeeded, results, strict=True):
                 stats["success_tagged"] += 1
                 stats["success_tags_malformed"] += bool(result.parse.error)
+                outputs.append(_output("success_tag", samples[i], result.text, result.parse.error))
                 self._apply_tags(step, samples[i], result, "success", stats, events)
 
         to_curate = [i for i in failed if reflections[i]]
@@ -217,6 +221,10 @@ class ContextUpdater:
             stats["generate_calls"] += 1
             seen = {dedup_key(e.content) for e in self.playbook.entries}
             for i, parsed in zip(to_curate, parses, strict=True):
+                record = _output("curation", samples[i], parsed.text, parsed.error,
+                                 operations=[{"section": a.section, "content": a.content} for a in parsed.adds],
+                                 added=[])
+                outputs.append(record)
                 if parsed.error:
                     stats["curations_failed"] += 1
                     continue
@@ -232,6 +240,7 @@ class ContextUpdater:
                 )
                 stats["duplicates_skipped"] += result.duplicates
                 stats["entries_added"] += len(result.added)
+                record["added"] = [entry.id for entry in result.added]
                 for entry in result.added:
                     events.append(
                         self._event(
@@ -382,3 +391,9 @@ class ContextUpdater:
             raise ValueError(f"context updater state has an invalid RNG state ({exc})") from exc
         self.playbook, self.solutions, self.rng = playbook, solutions, new_rng
         self.update_count, self.totals = update_count, totals
+
+
+def _output(kind: str, sample: SampleView, text: str, error: str, **extra: Any) -> dict[str, Any]:
+    """One entry of ``ContextUpdate.outputs``."""
+    return {"kind": kind, "example_id": sample.example_id, "group_index": sample.group_index, "text": text,
+            "error": error, **extra}

@@ -184,3 +184,16 @@ def test_zero3_step_matches_zero2(tmp_path, smoke_config_path):
     assert w2.keys() == w3.keys()
     for name in w2:
         assert torch.allclose(w2[name], w3[name], atol=1e-5), name
+
+
+def test_run_directory_holds_per_step_records(hf_trainer):
+    from resd_learner.records import read_records
+
+    trainer = hf_trainer
+    trainer.global_step = 7
+    trainer.train_step(trainer._batch_tasks(0))
+    (step,) = [s for s in read_records(trainer.run_dir) if s.step == 8]
+    assert len(step.rollouts) == len(trainer._batch_tasks(0)) * trainer.rollout_n
+    assert {c["kind"] for c in step.context} >= {"reflection", "curation"}
+    assert step.teacher_prompts and all(t["text"] for t in step.teacher_prompts if t["distill"])
+    assert INSIGHT in step.playbook
