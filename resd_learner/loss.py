@@ -59,6 +59,8 @@ from torch.utils.checkpoint import checkpoint
 DIVERGENCES = ("forward_kl", "reverse_kl", "jsd")
 AGGREGATIONS = ("seq-mean-token-mean", "token-mean")
 TOPK_SOURCES = ("student", "teacher")
+ROLLOUT_IS_CAP = 2.0
+"""Truncation of the rollout-correction weight (official ``rollout_is_threshold``)."""
 TAIL_LOG_MASS_MAX = -1e-7
 """Upper clamp on ``log sum_{v in K} p(v)`` before the tail ``log(1 - sum)`` is taken (official value)."""
 
@@ -145,6 +147,9 @@ def f_divergence_loss(
     temperature: float = 1.0,
     topk_source: str = "student",
     teacher_grad: bool = False,
+    rollout_logprobs: torch.Tensor | None = None,
+    target_ids: torch.Tensor | None = None,
+    rollout_is_cap: float = ROLLOUT_IS_CAP,
 ) -> torch.Tensor:
     """Per-token clipped f-divergence between student and teacher over the top-k support (+ tail).
 
@@ -158,6 +163,10 @@ def f_divergence_loss(
             topk_source: see the module docstring.
         teacher_grad: let gradients flow into ``teacher_logits`` too (default False: the teacher is a
             constant target).
+        rollout_logprobs, target_ids: [B, T] log-probabilities the generation engine gave the sampled
+            tokens, and those token ids. When given, each token's loss is multiplied by the rollout
+            correction weight ``min(exp(log p_student(target) - rollout_logprob), rollout_is_cap)``
+            (detached; the student log-prob at ``temperature``), the official ``rollout_is=token``.
 
     Returns:
         [B, T] per-token losses (float32, or float64 for float64 inputs), exactly 0 where ``mask`` is 0.
@@ -176,6 +185,13 @@ def f_divergence_loss(
         )
     batch, tokens, vocab = student_logits.shape
     rows = _masked_rows(mask, batch, tokens, student_logits.device)
+    correction = None
+    if _check_rollout_args(rollout_logprobs, target_ids, rollout_is_cap, (batch, tokens)):
+        with torch.no_grad():
+            flat = _select_rows(student_logits.detach().reshape(batch * tokens, vocab), rows)
+            trainer_lp = _target_logprobs(flat, target_ids.reshape(-1)[rows], temperature)
+        correction = rollout_correction_weights(trainer_lp, rollout_logprobs.reshape(-1)[rows].to(flat.device),
+                                                cap=rollout_is_cap)
     per_row = _per_row_divergence(
         _select_rows(student_logits.reshape(batch * tokens, vocab), rows),
         _select_rows(teacher_logits.reshape(batch * tokens, vocab), rows),
@@ -183,6 +199,8 @@ def f_divergence_loss(
         ratio_clip_low=ratio_clip_low, ratio_clip_high=ratio_clip_high, temperature=temperature,
         topk_source=topk_source,
     )
+    if correction is not None:
+        per_row = per_row * correction.to(per_row.dtype)
     return _scatter_rows(per_row, rows, batch, tokens)
 
 
@@ -195,6 +213,9 @@ def chunked_f_divergence_loss(
     *,
     chunk_size: int = 1024,
     teacher_grad: bool = False,
+    rollout_logprobs: torch.Tensor | None = None,
+    target_ids: torch.Tensor | None = None,
+    rollout_is_cap: float = ROLLOUT_IS_CAP,
     **loss_kwargs: Any,
 ) -> torch.Tensor:
     """:func:`f_divergence_loss` computed from hidden states without materialising [B, T, V] logits.
@@ -223,6 +244,8 @@ def chunked_f_divergence_loss(
         chunk_size: positions per chunk (>= 1).
         teacher_grad: let gradients flow into the teacher's hidden states and head too (default False:
             both are detached, so the memory-lean frozen-teacher path is used).
+        rollout_logprobs, target_ids, rollout_is_cap: the rollout correction, as in
+            :func:`f_divergence_loss` (the student log-probs are formed chunk by chunk, without grad).
         **loss_kwargs: the keyword options of :func:`f_divergence_loss`.
 
     Returns:
@@ -265,6 +288,17 @@ def chunked_f_divergence_loss(
     )
     frozen_teacher = not (teacher_rows.requires_grad or teacher_lm_head_weight.requires_grad)
     vocab = student_lm_head_weight.shape[0]
+    correction = None
+    if _check_rollout_args(rollout_logprobs, target_ids, rollout_is_cap, (batch, tokens)) and rows.numel():
+        targets = target_ids.reshape(-1).to(rows.device)[rows]
+        with torch.no_grad():
+            trainer_lp = torch.cat([
+                _target_logprobs(student_rows[i:i + chunk_size] @ student_lm_head_weight.T, targets[i:i + chunk_size],
+                                 options["temperature"])
+                for i in range(0, rows.numel(), chunk_size)])
+        correction = rollout_correction_weights(
+            trainer_lp, rollout_logprobs.reshape(-1)[rows.to(rollout_logprobs.device)].to(trainer_lp.device),
+            cap=rollout_is_cap)
     if rows.numel() == 0:
         empty_dtype = torch.promote_types(student_rows.dtype, torch.float32)
         zeros = student_hidden.new_zeros(batch, tokens, dtype=empty_dtype)
@@ -275,7 +309,7 @@ def chunked_f_divergence_loss(
     if needs_grad and frozen_teacher and not _uses_full_vocab(options["top_k"], vocab):
         per_row = _FrozenTeacherChunkedLoss.apply(student_rows, teacher_rows, student_lm_head_weight,
                                                   teacher_lm_head_weight, options, chunk_size)
-        return _scatter_rows(per_row, rows, batch, tokens)
+        return _scatter_rows(_corrected(per_row, correction), rows, batch, tokens)
     pieces = []
     for start in range(0, rows.numel(), chunk_size):
         args = (student_rows[start:start + chunk_size], teacher_rows[start:start + chunk_size],
@@ -284,7 +318,7 @@ def chunked_f_divergence_loss(
             pieces.append(checkpoint(chunk_fn, *args, use_reentrant=False, preserve_rng_state=False))
         else:
             pieces.append(chunk_fn(*args))
-    return _scatter_rows(torch.cat(pieces), rows, batch, tokens)
+    return _scatter_rows(_corrected(torch.cat(pieces), correction), rows, batch, tokens)
 
 
 def aggregate_loss(
@@ -391,6 +425,31 @@ def _check_options(
         problems.append(f"add_tail={add_tail!r} must be True or False")
     if problems:
         raise ValueError("invalid distillation loss options: " + "; ".join(problems))
+
+
+def _check_rollout_args(rollout_logprobs: torch.Tensor | None, target_ids: torch.Tensor | None, cap: float,
+                        shape: tuple[int, int]) -> bool:
+    """Whether the rollout correction is requested; raises when its arguments do not fit together."""
+    if rollout_logprobs is None and target_ids is None:
+        return False
+    if rollout_logprobs is None or target_ids is None:
+        raise ValueError("the rollout correction needs both rollout_logprobs and target_ids ([B, T] each), or neither")
+    for name, value in (("rollout_logprobs", rollout_logprobs), ("target_ids", target_ids)):
+        if tuple(value.shape) != shape:
+            raise ValueError(f"{name} must be [B, T] = {list(shape)}, got shape {tuple(value.shape)}")
+    if not (isinstance(cap, (int, float)) and cap > 0):
+        raise ValueError(f"rollout_is_cap={cap!r} must be a positive number (official 2.0)")
+    return True
+
+
+def _target_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
+    """[N, V] logits and [N] token ids -> [N] float32 log-probabilities at ``temperature``."""
+    scaled = _scaled_fp32(logits, temperature)
+    return scaled.gather(-1, targets.to(logits.device).long()[:, None]).squeeze(-1) - torch.logsumexp(scaled, dim=-1)
+
+
+def _corrected(per_row: torch.Tensor, correction: torch.Tensor | None) -> torch.Tensor:
+    return per_row if correction is None else per_row * correction.to(per_row.dtype)
 
 
 def _check_teacher_grad(teacher_grad: bool) -> None:

@@ -540,3 +540,37 @@ def test_chunked_empty_mask_is_a_zero_attached_to_the_graph():
     assert total.requires_grad and float(total.detach()) == 0.0
     total.backward()
     assert float(hs.grad.abs().sum()) == 0.0 and float(ws.grad.abs().sum()) == 0.0
+
+
+def test_rollout_correction_weights_the_loss_per_token_by_hand():
+    """Two tokens, vocabulary 2: the weight is min(exp(log p_student(target) - rollout log-prob), 2)."""
+    student = torch.tensor([[[0.0, 0.0], [2.0, 0.0]]], requires_grad=True)
+    teacher = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    mask = torch.ones(1, 2)
+    targets = torch.tensor([[0, 1]])
+    rollout = torch.tensor([[math.log(0.4), math.log(0.01)]])
+    plain = f_divergence_loss(student, teacher, mask, top_k=None, ratio_clip_low=None)
+    fixed = f_divergence_loss(student, teacher, mask, top_k=None, ratio_clip_low=None, rollout_logprobs=rollout,
+                              target_ids=targets)
+    p1 = math.exp(0.0) / (math.exp(2.0) + 1.0)  # student prob of token 1 at position 1
+    expected = torch.tensor([[0.5 / 0.4, min(p1 / 0.01, 2.0)]])  # 1.25, then capped at 2
+    torch.testing.assert_close(fixed, plain.detach() * expected)
+    (grad_fixed,) = torch.autograd.grad(fixed.sum(), [student])
+    (grad_plain,) = torch.autograd.grad(plain.sum(), [student])
+    torch.testing.assert_close(grad_fixed, grad_plain * expected[..., None])  # the weight is a constant
+    gen = torch.Generator().manual_seed(30)
+    hs, ht = torch.randn(2, 3, 4, generator=gen), torch.randn(2, 3, 4, generator=gen)
+    ws, wt = torch.randn(9, 4, generator=gen).requires_grad_(), torch.randn(9, 4, generator=gen)
+    chunk_mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 1.0]])
+    ids = torch.randint(0, 9, (2, 3), generator=gen)
+    lp = -torch.rand(2, 3, generator=gen) * 3
+    for top_k in (3, None):
+        chunked = chunked_f_divergence_loss(hs, ht, ws, wt, chunk_mask, chunk_size=2, top_k=top_k,
+                                            rollout_logprobs=lp, target_ids=ids)
+        reference = f_divergence_loss(hs @ ws.T, ht @ wt.T, chunk_mask, top_k=top_k, rollout_logprobs=lp,
+                                      target_ids=ids)
+        torch.testing.assert_close(chunked, reference, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="both rollout_logprobs and target_ids"):
+        f_divergence_loss(student, teacher, mask, rollout_logprobs=rollout)
+    with pytest.raises(ValueError, match="target_ids must be"):
+        f_divergence_loss(student, teacher, mask, rollout_logprobs=rollout, target_ids=targets[:, :1])
