@@ -2,7 +2,7 @@
 
 Owns only the :class:`ContextConfig` dataclass and its validation. Defaults follow the official RESD
 scripts (resd-official.md §5, §9): a global playbook, concise every 4 updates, post-curation concise on,
-success tagging on, de-duplication on. The per-task budget and concise method are set by the run
+success tagging on, every failure curated, no content de-duplication. The per-task budget and concise method are set by the run
 configs (200/staleness Manufactoria, 120/staleness BouncingSim-Easy and Finer, 150/prioritized
 BouncingSim-Medium).
 """
@@ -40,8 +40,12 @@ class ContextConfig:
     """After curation, concise with the budget enforced if the playbook exceeds ``playbook_budget``."""
     tag_successes: bool = True
     """Ask the student to tag the entries that helped a correct sample (only counts change)."""
-    deduplicate: bool = True
-    """Skip additions whose normalised text equals an existing entry or an earlier addition of the step."""
+    deduplicate: bool = False
+    """Skip additions whose normalised text equals an existing entry or an earlier addition of the step.
+    Off by default, as in the official code (which has no content de-duplication)."""
+    curate_all_failures: bool = True
+    """Curate every failed sample, as the official code does (an empty or unusable reflection still
+    reaches the curator). False curates only failures with a non-empty reflection."""
     remove_thinking: bool = True
     """Strip ``<think>…</think>`` from responses and from model outputs before use."""
     max_reflection_tokens: int = 4096

@@ -11,7 +11,8 @@ Order inside :meth:`ContextUpdater.update` (the official code's order, resd-offi
 3. apply the reflections' helpful/harmful tags (last tag per id within one output wins);
 4. success tagging: one prompt per correct sample, ONE ``generate`` call, counts only (skipped while
    the playbook has no entries, since there is nothing to tag);
-5. curate: one curator prompt per failed sample with a reflection, ONE call, same snapshot;
+5. curate: one curator prompt per failed sample (``curate_all_failures``, the official rule; else only
+   those with a non-empty reflection), ONE call, same snapshot;
 6. apply ADD operations in sample order, skipping duplicates (see ``curate.py``);
 7. post-curation concise with the budget enforced, if over budget and ``concise_after_curation``;
 8. store this step's successes in the solution buffer; advance the update counter.
@@ -208,7 +209,7 @@ class ContextUpdater:
                 outputs.append(_output("success_tag", samples[i], result.text, result.parse.error))
                 self._apply_tags(step, samples[i], result, "success", stats, events)
 
-        to_curate = [i for i in failed if reflections[i]]
+        to_curate = [i for i in failed if cfg.curate_all_failures or reflections[i]]
         if cfg.curate and to_curate:
             parses = curate_mod.propose(
                 self.generate,
@@ -346,11 +347,6 @@ class ContextUpdater:
             "content": entry.content,
             **extra,
         }
-
-    # ------------------------------------------------------------ accessors
-    def demonstration_text(self, example_id: str) -> str:
-        """The buffered solution for ``example_id`` with thinking stripped ("" if none)."""
-        return self.solutions.get(example_id)
 
     # ---------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, Any]:
