@@ -7,7 +7,8 @@ generation, read by the lenient parser) and ``on`` (JSON-schema-constrained gene
 mode, how many reflections parsed, how many curator outputs were valid, the entries added and the
 seconds taken.
 
-    python benchmarks/context_parse.py --model smollm2 --env resd/Manufactoria-Has-v0 --prompts 12
+    python benchmarks/context_parse.py --model smollm2 --env resd/Manufactoria-Has-v0 --prompts 8 \
+        --reflection-tokens 128 --response-tokens 32
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backend", default="vllm", choices=("vllm", "hf"))
     parser.add_argument("--max-model-len", type=int, default=4096)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--modes", nargs="+", default=["off", "on"], choices=("off", "on"),
+                        help="structured_output modes to measure (the rollouts are the same for a seed)")
     args = parser.parse_args(argv)
 
     import resd_envs
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
              for row, chat, text, res in zip(rows, chats, responses, results)]
     failures = sum(not v.success for v in views)
     print(f"{args.env}: {len(views)} prompts, {failures} failures, rollout {time.perf_counter() - start:.0f} s")
-    for mode in ("off", "on"):
+    for mode in args.modes:
         print(_measure(backend, views, mode, args))
 
 
