@@ -25,7 +25,7 @@ def _config(smoke_config_path, run_dir, *extra):
                                            "rollout.max_tokens=8", "context.max_reflection_tokens=8", "context.max_slot_chars=1500", *extra])
 
 
-def scripted_generate(chats):
+def scripted_generate(chats, schema=None):
     """Well-formed reflector / success-tagger / curator answers, so the playbook really grows."""
     out = []
     for messages in chats:
@@ -241,3 +241,16 @@ def test_prompt_too_long_to_generate_from_is_a_logged_no_op(tmp_path, smoke_conf
     assert record["optim/skipped"] == 1.0 and record["rollout/response_len_mean"] == 0.0
     after = _weights(trainer)
     assert all(torch.equal(after[k], before[k]) for k in before)
+
+
+def test_run_directory_holds_per_step_records(hf_trainer):
+    from resd_learner.records import read_records
+
+    trainer = hf_trainer
+    trainer.global_step = 7
+    trainer.train_step(trainer._batch_tasks(0))
+    (step,) = [s for s in read_records(trainer.run_dir) if s.step == 8]
+    assert len(step.rollouts) == len(trainer._batch_tasks(0)) * trainer.rollout_n
+    assert {c["kind"] for c in step.context} >= {"reflection", "curation"}
+    assert step.teacher_prompts and all(t["text"] for t in step.teacher_prompts if t["distill"])
+    assert INSIGHT in step.playbook
