@@ -96,11 +96,14 @@ def context_records(outputs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]
 
 
 class RunRecords:
-    """Writes one records file and one playbook file per step under ``RUN_DIR/records/``."""
+    """Writes one records file and one playbook file per step under ``RUN_DIR/records/``.
+
+    The folder is created by the first :meth:`write_step`, so making a ``RunRecords`` leaves the run
+    directory untouched (the new-run guard inspects it later).
+    """
 
     def __init__(self, run_dir: str | Path) -> None:
         self.run_dir = Path(run_dir)
-        (self.run_dir / RECORDS_DIR).mkdir(parents=True, exist_ok=True)
 
     def write_step(self, step: int, records: Sequence[Mapping[str, Any]], playbook: str | None = None) -> Path:
         """Write ``records`` (dicts with a ``type`` from :data:`RECORD_TYPES`) for ``step``; a rerun of the
@@ -113,6 +116,7 @@ class RunRecords:
             if rec.get("type") not in RECORD_TYPES:
                 raise ValueError(f"record {i} of step {step} has type {rec.get('type')!r}; use one of {RECORD_TYPES}")
         path = step_file(self.run_dir, step)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         with gzip.open(tmp, "wt", encoding="utf-8") as handle:
             for rec in records:

@@ -96,3 +96,14 @@ def test_selection_table_marks_ties_and_unsaved_steps(tmp_path):
     assert "tie" in lines[2] and "tie" in lines[3] and "tie" not in lines[1]
     assert "not saved" in lines[2] and lines[1].endswith("saved") and "not saved" not in lines[1]
     assert "selected step 2 (no checkpoint saved at that step); the best step with a checkpoint is 1" in table
+
+
+def test_records_folder_appears_with_the_first_step_and_marks_a_run(tmp_path) -> None:
+    from resd_learner.checkpoint import check_new_run_dir, holds_run
+    from resd_learner.records import RunRecords
+
+    records = RunRecords(tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # the new-run guard sees the directory as the user left it
+    records.write_step(1, [], playbook="")
+    assert holds_run(tmp_path / "run")
+    assert check_new_run_dir(tmp_path / "run", overwrite=True) is True
