@@ -5,6 +5,11 @@ would otherwise try MPI discovery), and DeepSpeed's shared-memory allreduce op, 
 on first use but which a gloo group of one rank never needs, is patched out. Under ``deepspeed`` or
 ``torchrun`` the launcher's variables are used as they are. The optimizer is a client
 ``torch.optim.AdamW`` so no DeepSpeed op is compiled.
+
+Collectives: the default process group (nccl with CUDA, else gloo) carries the training traffic;
+small Python objects and CPU statistics travel over a second, gloo group (:func:`cpu_group`), so
+they work the same under nccl. Both groups use ``distributed.timeout_minutes`` (default 120 min:
+a rank may wait while the others finish a long generation shard).
 """
 
 from __future__ import annotations
@@ -12,13 +17,21 @@ from __future__ import annotations
 import importlib
 import os
 import socket
+from collections.abc import Sequence
+from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
 _LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+DEFAULT_TIMEOUT_MINUTES = 120.0
+"""Collective timeout when none is given (DeepSpeed's own default, 10 min, is shorter than one
+reflection round of a long Manufactoria batch)."""
+
+T = TypeVar("T")
+_CPU_GROUP: Any = None
 
 
 def free_port() -> int:
@@ -46,17 +59,59 @@ def prepare_environment(master_port: int | None = None) -> None:
         comm_torch.build_shm_op = lambda: None
 
 
-def init_distributed(backend: str = "auto", master_port: int | None = None) -> None:
-    """Create the default process group once (gloo on CPU, nccl with CUDA unless told otherwise)."""
+def init_distributed(backend: str = "auto", master_port: int | None = None,
+                     timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES) -> None:
+    """Create the default process group once (gloo on CPU, nccl with CUDA unless told otherwise),
+    plus the gloo group for objects (:func:`cpu_group`); every collective times out after
+    ``timeout_minutes``."""
+    global _CPU_GROUP
+    if timeout_minutes <= 0:
+        raise ValueError(f"distributed.timeout_minutes={timeout_minutes!r} must be positive")
     prepare_environment(master_port)
     import deepspeed
 
-    if dist.is_available() and dist.is_initialized():
-        return
-    chosen = backend if backend != "auto" else ("nccl" if has_cuda() else "gloo")
-    if has_cuda():
-        torch.cuda.set_device(local_rank())
-    deepspeed.init_distributed(dist_backend=chosen, auto_mpi_discovery=False)
+    timeout = timedelta(minutes=timeout_minutes)
+    if not (dist.is_available() and dist.is_initialized()):
+        chosen = backend if backend != "auto" else ("nccl" if has_cuda() else "gloo")
+        if has_cuda():
+            torch.cuda.set_device(local_rank())
+        deepspeed.init_distributed(dist_backend=chosen, auto_mpi_discovery=False, timeout=timeout)
+    if _CPU_GROUP is None:
+        multi = dist.get_world_size() > 1
+        _CPU_GROUP = dist.new_group(backend="gloo", timeout=timeout) \
+            if multi and dist.get_backend() != "gloo" else dist.group.WORLD
+
+
+def cpu_group() -> Any:
+    """The gloo group for object collectives and CPU tensors (the default group when that is gloo)."""
+    return _CPU_GROUP if _CPU_GROUP is not None else dist.group.WORLD
+
+
+def all_gather_objects(obj: T) -> list[T]:
+    """Every rank's ``obj``, in rank order, on every rank (``[obj]`` with one process)."""
+    if world_size() == 1:
+        return [obj]
+    out: list[Any] = [None] * world_size()
+    dist.all_gather_object(out, obj, group=cpu_group())
+    return out
+
+
+def broadcast_object(obj: T, src: int = 0) -> T:
+    """``obj`` of rank ``src`` on every rank (identity with one process)."""
+    if world_size() == 1:
+        return obj
+    holder = [obj]
+    dist.broadcast_object_list(holder, src=src, group=cpu_group())
+    return holder[0]
+
+
+def all_reduce_cpu(values: Sequence[float], op: str = "sum") -> list[float]:
+    """Element-wise sum or max of a list of floats over ranks (float64, over the gloo group)."""
+    if world_size() == 1:
+        return [float(v) for v in values]
+    tensor = torch.tensor(list(values), dtype=torch.float64)
+    dist.all_reduce(tensor, op={"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX}[op], group=cpu_group())
+    return tensor.tolist()
 
 
 def rank() -> int:
@@ -77,7 +132,7 @@ def is_main() -> bool:
 
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.barrier()
+        dist.barrier(group=cpu_group())
 
 
 def device() -> Any:
@@ -100,11 +155,13 @@ def deepspeed_config(*, zero_stage: int, micro_batch_size: int, grad_accum: int,
 
 
 def build_engine(model: Any, optim: Any, *, zero_stage: int, micro_batch_size: int, grad_accum: int,
-                 bf16: bool = False) -> tuple[Any, Any, Any]:
+                 bf16: bool = False, config: dict[str, Any] | None = None) -> tuple[Any, Any, Any]:
     """Wrap ``model`` in a DeepSpeed engine with AdamW and a linear-warmup-then-constant schedule.
 
     Args:
         optim: an :class:`~resd_learner.config.OptimConfig`.
+        config: the DeepSpeed config (the one a ZeRO-3 model was loaded under); built from the other
+            arguments when None.
     Returns:
         (engine, optimizer, lr_scheduler).
     """
@@ -113,8 +170,9 @@ def build_engine(model: Any, optim: Any, *, zero_stage: int, micro_batch_size: i
                                   lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(warmup_factor, warmup=int(optim.warmup_steps), from_zero=optim.warmup_from_zero))
-    config = deepspeed_config(zero_stage=zero_stage, micro_batch_size=micro_batch_size, grad_accum=grad_accum,
-                              grad_clip=optim.grad_clip, bf16=bf16)
+    if config is None:
+        config = deepspeed_config(zero_stage=zero_stage, micro_batch_size=micro_batch_size, grad_accum=grad_accum,
+                                  grad_clip=optim.grad_clip, bf16=bf16)
     engine, optimizer, _, scheduler = deepspeed.initialize(model=model, optimizer=optimizer,
                                                            lr_scheduler=scheduler, config=config)
     return engine, optimizer, scheduler
@@ -145,17 +203,34 @@ def warmup_factor(step: int, *, warmup: int, from_zero: bool = True) -> float:
     return min(1.0, (step + 1) / (warmup + 1))
 
 
-def full_state_dict(engine: Any) -> dict[str, Any]:
-    """The student's full (unpartitioned) weights on CPU, under their HF names (every rank gets them)."""
-    import deepspeed
+def full_state_dict(engine: Any, *, bucket_numel: int | None = None) -> dict[str, Any] | None:
+    """The student's full weights on CPU under their HF names, on the main rank only (None elsewhere).
+
+    Collective under ZeRO-3 (every rank gathers the partitions bucket by bucket, only the main rank
+    copies them); under ZeRO 0-2 the other ranks do nothing. Used for the ``model/`` directory of a
+    checkpoint. Tied weights appear under each of their names, as ``state_dict`` has them.
+    """
+    from resd_learner.weight_sync import DEFAULT_BUCKET_NUMEL, iter_full_parameters
 
     module = engine.module
-    params = list(module.parameters())
-    partitioned = any(hasattr(p, "ds_id") for p in params)
-    if partitioned:
-        with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
-            return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    keep = is_main()
+    params = {name: tensor.detach().cpu().clone()
+              for name, tensor in iter_full_parameters(module, bucket_numel or DEFAULT_BUCKET_NUMEL, keep=keep)}
+    if not keep:
+        return None
+    state = {}
+    for name, value in module.state_dict(keep_vars=True).items():
+        state[name] = params[name] if name in params else _tied_or_buffer(module, name, value, params)
+    return state
+
+
+def _tied_or_buffer(module: torch.nn.Module, name: str, value: Any, params: dict[str, Any]) -> Any:
+    """A state-dict entry that is not a (deduplicated) named parameter: a tied alias or a buffer."""
+    if isinstance(value, torch.nn.Parameter):
+        by_id = {id(p): n for n, p in module.named_parameters()}
+        if id(value) in by_id:
+            return params[by_id[id(value)]]
+    return value.detach().cpu().clone()
 
 
 def has_cuda() -> bool:
