@@ -358,6 +358,9 @@ class DistributedConfig:
     """Process-group backend; auto = nccl with CUDA, else gloo."""
     master_port: int | None = None
     """Rendezvous port used when no launcher set MASTER_PORT (single process); None = any free port."""
+    engine: Literal["auto", "deepspeed", "torch"] = "auto"
+    """Training engine: DeepSpeed (any ZeRO stage, several ranks) or a plain-torch one (one rank, no
+    ZeRO, bf16 by autocast: for machines without DeepSpeed); auto = DeepSpeed when installed."""
     timeout_minutes: float = 120.0
     """Timeout of every collective (DeepSpeed's default is 10 min); a rank that finished its
     generation shard waits at most this long for the others."""
@@ -369,6 +372,11 @@ class DistributedConfig:
         out = []
         if self.zero_stage not in (0, 1, 2, 3):
             out.append(f"distributed.zero_stage={self.zero_stage}: use 0, 1, 2 or 3")
+        if self.engine not in ("auto", "deepspeed", "torch"):
+            out.append(f"distributed.engine={self.engine!r}: use auto, deepspeed or torch")
+        elif self.engine == "torch" and self.zero_stage != 0:
+            out.append(f"distributed.engine=torch runs without ZeRO: set distributed.zero_stage=0 "
+                       f"(got {self.zero_stage}) or use the DeepSpeed engine")
         if not self.timeout_minutes > 0:
             out.append(f"distributed.timeout_minutes={self.timeout_minutes}: use a positive number of minutes")
         if self.push_bucket_numel < 1:

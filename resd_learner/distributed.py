@@ -15,6 +15,7 @@ a rank may wait while the others finish a long generation shard).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import socket
 from collections.abc import Sequence
@@ -52,6 +53,8 @@ def prepare_environment(master_port: int | None = None) -> None:
         defaults["MASTER_PORT"] = str(master_port if master_port is not None else free_port())
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
+    if not has_deepspeed():
+        return
     import deepspeed  # noqa: F401  (imports its comm module, which we patch next)
 
     comm_torch = importlib.import_module("deepspeed.comm.torch")  # `import a.b as m` would give torch
@@ -68,14 +71,17 @@ def init_distributed(backend: str = "auto", master_port: int | None = None,
     if timeout_minutes <= 0:
         raise ValueError(f"distributed.timeout_minutes={timeout_minutes!r} must be positive")
     prepare_environment(master_port)
-    import deepspeed
-
     timeout = timedelta(minutes=timeout_minutes)
     if not (dist.is_available() and dist.is_initialized()):
         chosen = backend if backend != "auto" else ("nccl" if has_cuda() else "gloo")
         if has_cuda():
             torch.cuda.set_device(local_rank())
-        deepspeed.init_distributed(dist_backend=chosen, auto_mpi_discovery=False, timeout=timeout)
+        if has_deepspeed():
+            import deepspeed
+
+            deepspeed.init_distributed(dist_backend=chosen, auto_mpi_discovery=False, timeout=timeout)
+        else:
+            dist.init_process_group(backend=chosen, timeout=timeout)
     if _CPU_GROUP is None:
         multi = dist.get_world_size() > 1
         _CPU_GROUP = dist.new_group(backend="gloo", timeout=timeout) \
@@ -154,22 +160,57 @@ def deepspeed_config(*, zero_stage: int, micro_batch_size: int, grad_accum: int,
     }
 
 
+def has_deepspeed() -> bool:
+    """Whether DeepSpeed is importable."""
+    return importlib.util.find_spec("deepspeed") is not None
+
+
+def resolve_engine(kind: str, zero_stage: int) -> str:
+    """``distributed.engine`` made concrete: "deepspeed" or "torch" (auto = DeepSpeed when installed).
+
+    Raises:
+        ValueError: the torch engine asked for with ZeRO > 0 or several ranks, or DeepSpeed missing.
+    """
+    if kind not in ("auto", "deepspeed", "torch"):
+        raise ValueError(f"distributed.engine={kind!r}: use auto, deepspeed or torch")
+    chosen = kind if kind != "auto" else ("deepspeed" if has_deepspeed() else "torch")
+    if chosen == "deepspeed" and not has_deepspeed():
+        raise ValueError("distributed.engine=deepspeed but DeepSpeed is not installed: pip install deepspeed "
+                         "(or a local wheel), or use distributed.engine=torch with zero_stage=0 on one rank")
+    if chosen == "torch" and (zero_stage != 0 or world_size() > 1):
+        raise ValueError(f"the plain-torch engine runs one rank without ZeRO (got zero_stage={zero_stage}, "
+                         f"{world_size()} ranks): install DeepSpeed for ZeRO or several ranks")
+    return chosen
+
+
 def build_engine(model: Any, optim: Any, *, zero_stage: int, micro_batch_size: int, grad_accum: int,
-                 bf16: bool = False, config: dict[str, Any] | None = None) -> tuple[Any, Any, Any]:
-    """Wrap ``model`` in a DeepSpeed engine with AdamW and a linear-warmup-then-constant schedule.
+                 bf16: bool = False, config: dict[str, Any] | None = None,
+                 engine: str = "auto") -> tuple[Any, Any, Any]:
+    """Wrap ``model`` in a DeepSpeed engine (or the plain-torch one) with AdamW and a
+    linear-warmup-then-constant schedule.
 
     Args:
         optim: an :class:`~resd_learner.config.OptimConfig`.
         config: the DeepSpeed config (the one a ZeRO-3 model was loaded under); built from the other
             arguments when None.
+        engine: ``distributed.engine`` (auto, deepspeed or torch), see :func:`resolve_engine`.
     Returns:
         (engine, optimizer, lr_scheduler).
     """
-    import deepspeed
+    chosen = resolve_engine(engine, zero_stage)
+    if chosen == "torch":
+        model.to(device())
     optimizer = torch.optim.AdamW(parameter_groups(model, optim.weight_decay, optim.decay_norms_and_biases),
                                   lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(warmup_factor, warmup=int(optim.warmup_steps), from_zero=optim.warmup_from_zero))
+    if chosen == "torch":
+        from resd_learner.torch_engine import TorchEngine
+
+        wrapped = TorchEngine(model, optimizer, scheduler, device=device(), micro_batch_size=micro_batch_size,
+                              grad_accum=grad_accum, grad_clip=optim.grad_clip, bf16=bf16)
+        return wrapped, optimizer, scheduler
+    import deepspeed
     if config is None:
         config = deepspeed_config(zero_stage=zero_stage, micro_batch_size=micro_batch_size, grad_accum=grad_accum,
                                   grad_clip=optim.grad_clip, bf16=bf16)

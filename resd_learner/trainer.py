@@ -229,6 +229,7 @@ class Trainer:
         self.micro_batch_size = micro
         self.grad_accum = math.ceil(self.per_rank / micro)
         stage = cfg.distributed.zero_stage
+        distributed.resolve_engine(cfg.distributed.engine, stage)  # fail before loading anything
         ds_config = distributed.deepspeed_config(zero_stage=stage, micro_batch_size=micro, grad_accum=self.grad_accum,
                                                  grad_clip=cfg.optim.grad_clip, bf16=cfg.model.dtype == "bfloat16")
         model = load_student(self.model_dir, dtype=cfg.model.dtype, zero3_config=ds_config if stage == 3 else None)
@@ -237,12 +238,14 @@ class Trainer:
         model.config.use_cache = False
         self.teacher: EmaTeacher | None = None
         if cfg.method.uses_teacher:
-            self.teacher = EmaTeacher(model, rate=cfg.teacher.rate, update_every=cfg.teacher.update_every)
+            # the teacher lives where the student computes (the engine moves the student there next)
+            self.teacher = EmaTeacher(model, rate=cfg.teacher.rate, update_every=cfg.teacher.update_every,
+                                      device=distributed.device())
         self.student: PreTrainedModel = install_distillation_forward(model)
         """The Hugging Face student the engine wraps (under ZeRO-3 its parameters are partitions)."""
         self.engine, self.optimizer, self.scheduler = distributed.build_engine(
             model, cfg.optim, zero_stage=stage, micro_batch_size=micro, grad_accum=self.grad_accum,
-            config=ds_config)
+            bf16=cfg.model.dtype == "bfloat16", config=ds_config, engine=cfg.distributed.engine)
         register_head_with_zero3(model)
 
     # -- the loop ---------------------------------------------------------------------------------

@@ -241,3 +241,27 @@ def test_prompt_too_long_to_generate_from_is_a_logged_no_op(tmp_path, smoke_conf
     assert record["optim/skipped"] == 1.0 and record["rollout/response_len_mean"] == 0.0
     after = _weights(trainer)
     assert all(torch.equal(after[k], before[k]) for k in before)
+
+
+def test_plain_torch_engine_step_matches_deepspeed_zero0(tmp_path, smoke_config_path):
+    """The DeepSpeed-free engine (for machines without DeepSpeed) takes the same step as ZeRO-0."""
+    results = {}
+    items = None
+    for engine in ("deepspeed", "torch"):
+        config = _config(smoke_config_path, tmp_path / engine, "rollout.backend=hf", "train.val_every=0",
+                         "distributed.zero_stage=0", f"distributed.engine={engine}")
+        trainer = Trainer(config)
+        trainer.updater.generate = scripted_generate
+        if items is None:
+            samples = trainer._rollout(trainer._batch_tasks(0))
+            items = trainer._build_items(samples, trainer._update_context(samples))
+        stats = trainer._optimize(items, Timer())
+        weights = {n: p.detach().clone() for n, p in trainer.student.named_parameters()}
+        results[engine] = (stats, weights)
+        assert next(trainer.teacher.module.parameters()).device == next(trainer.student.parameters()).device
+        trainer.engine.destroy()
+    (ds, w_ds), (pt, w_pt) = results["deepspeed"], results["torch"]
+    assert pt["loss"] == pytest.approx(ds["loss"], rel=1e-6)
+    assert pt["grad_norm"] == pytest.approx(ds["grad_norm"], rel=1e-5)
+    for name in w_ds:
+        assert torch.allclose(w_ds[name], w_pt[name], atol=1e-6), name
