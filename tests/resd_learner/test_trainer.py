@@ -155,9 +155,10 @@ def test_baseline_methods_take_a_step(tmp_path, smoke_config_path, method, extra
 def test_zero3_step_matches_zero2(tmp_path, smoke_config_path):
     """One optimizer step on the same batch gives the same loss and weights under ZeRO-3 as under ZeRO-2.
 
-    (ZeRO-3 partitions the tied head, so its loss is formed from the engine's logits; ZeRO-2 uses the
-    hidden-state path: the two must agree. Adam turns rounding-level gradient differences into
-    lr-sized steps, so both use one loss chunk here; chunked = unchunked is tested in test_loss.py.)
+    (Both run the chunked hidden-state loss inside the engine's forward; under ZeRO-3 the tied head is
+    partitioned and registered as an external parameter of the student, so its gradient must come out
+    whole. Adam turns rounding-level gradient differences into lr-sized steps; chunked = unchunked is
+    tested in test_loss.py.)
     """
     import deepspeed
 
