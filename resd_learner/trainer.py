@@ -48,6 +48,7 @@ a resumed run draws exactly the samples an uninterrupted run would.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import time
@@ -201,9 +202,12 @@ class Trainer:
         self.groups = GenerationGroups.current(config.rollout.tensor_parallel_size if vllm else 1)
         self.backend = make_backend(config.rollout, self.model_dir, self.tokenizer, dtype=config.model.dtype,
                                     enable_thinking=config.model.enable_thinking, seed=config.train.seed, llm=llm)
-        self._sleep_level = colocate.sleep_level(config.rollout, distributed.has_cuda()) if vllm else 0
+        # only an engine built here sleeps (a caller's engine may lack sleep mode)
+        self._sleep_level = colocate.sleep_level(config.rollout, distributed.has_cuda()) if self._owns_llm else 0
         self._asleep = False
         self.context_generate = ContextGenerator(config, self.backend, self.groups)
+        if not distributed.is_main():  # every rank runs the same context update; one copy of its warnings
+            logging.getLogger("resd_learner.context").setLevel(logging.ERROR)
         self.updater = ContextUpdater(config.context, self.context_generate, seed=config.train.seed) \
             if config.method.name == "resd" else None
         self.logger: MetricsLogger | None = None
