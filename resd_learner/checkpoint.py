@@ -30,7 +30,7 @@ from resd_learner import distributed
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 DS_TAG = "state"
 
-RUN_MARKERS = ("config.yaml", "metrics.jsonl", "checkpoints")
+RUN_MARKERS = ("config.yaml", "metrics.jsonl", "checkpoints", "records")
 """Files whose presence makes a directory a resd-learn run directory."""
 
 

@@ -88,6 +88,7 @@ from resd_learner.metrics import MetricsLogger, truncate_jsonl
 from resd_learner.models import load_student, load_tokenizer, resolve_model_path
 from resd_learner.rebalance import success_rate_weights
 from resd_learner.rollout import GenerationBackend, collect_samples, make_backend
+from resd_learner.records import RunRecords, collect_step_records
 from resd_learner.schedule import GrpoSwitch
 from resd_learner.seeding import derive_seed
 from resd_learner.task_sources import make_task_source
@@ -122,18 +123,25 @@ class ContextGenerator:
     def start_step(self, step: int) -> None:
         self.step, self.calls = step, 0
 
-    def __call__(self, chats: list[list[dict[str, str]]]) -> list[str]:
+    @property
+    def supports_schema(self) -> bool:
+        """Whether the backend can generate under a JSON schema (ranks without a backend never generate)."""
+        return self.backend is None or bool(getattr(self.backend, "supports_schema", False))
+
+    def __call__(self, chats: list[list[dict[str, str]]], schema: dict | None = None) -> list[str]:
+        """One completion per chat; under ``schema`` (a JSON schema) when one is given."""
         if self.backend is None:
             raise RuntimeError("context generation needs a generation engine on this rank")
         cfg = self.config
         self.calls += 1
         seed = self.groups.shard_seed(derive_seed(cfg.train.seed, _PHASE_ID["context"], self.step, self.calls))
+        extra = {"schema": schema} if schema is not None else {}
 
         def work(shard: list[list[dict[str, str]]], _replica: int) -> list[str]:
             if not shard:
                 return []
             gens = self.backend.generate(shard, n=1, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                                         max_tokens=max(1, cfg.context.max_reflection_tokens), seed=seed)
+                                         max_tokens=max(1, cfg.context.max_reflection_tokens), seed=seed, **extra)
             return [g[0].text for g in gens]
 
         return self.groups.run(chats, work)
@@ -169,6 +177,7 @@ class Trainer:
         self.fail_after_step = fail_after_step
         if distributed.is_main():
             self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.records = RunRecords(self.run_dir) if distributed.is_main() else None
         self.global_step = 0
         self.next_batch = 0
         distributed.init_distributed(config.distributed.backend, config.distributed.master_port,
@@ -208,7 +217,8 @@ class Trainer:
         self.context_generate = ContextGenerator(config, self.backend, self.groups)
         if not distributed.is_main():  # every rank runs the same context update; one copy of its warnings
             logging.getLogger("resd_learner.context").setLevel(logging.ERROR)
-        self.updater = ContextUpdater(config.context, self.context_generate, seed=config.train.seed) \
+        self.updater = ContextUpdater(config.context, self.context_generate, seed=config.train.seed,
+                                      supports_schema=self.context_generate.supports_schema) \
             if config.method.name == "resd" else None
         self.logger: MetricsLogger | None = None
 
@@ -351,6 +361,11 @@ class Trainer:
             context = self._update_context(samples)
         with timer("teacher_inputs"):
             items = self._build_items(samples, context)
+        if self.records is not None:  # this step's rollouts, context outputs and teacher prompts
+            update = context.update if context is not None else None
+            self.records.write_step(self.global_step, collect_step_records(
+                samples, update, items, samples[::distributed.world_size()], self.tokenizer),
+                playbook=update.playbook if update is not None else None)
         if _any_rank(has_loss(items)):
             self._sleep_engine()
             loss_stats = self._optimize(items, timer)

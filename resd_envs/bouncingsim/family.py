@@ -357,7 +357,12 @@ class BouncingSimFamily(TaskFamily):
         message = run.message or next(
             (c.problem or "" for c in cases if c.error_type and c.error_type == error_type), ""
         )
-        return self._evaluation(cases, expected, error_type, message, traceback, detail, max_chars, tolerance, run.tier)
+        evaluation = self._evaluation(
+            cases, expected, error_type, message, traceback, detail, max_chars, tolerance, run.tier
+        )
+        if run.warning:  # a weaker sandbox than configured is never silent
+            evaluation.extra["sandbox_warning"] = run.warning
+        return evaluation
 
     @staticmethod
     def score_run(

@@ -26,7 +26,7 @@ from typing import Any
 import gymnasium
 
 from resd_envs.api import load_tasks, verify
-from resd_envs.core.results import FEEDBACK_DETAILS, REWARD_MODES, VerifyResult
+from resd_envs.core.results import VerifyResult, check_scoring_options
 from resd_envs.errors import ConfigError
 from resd_envs.registration import ENVS
 
@@ -43,19 +43,6 @@ def is_resd_id(env_id: str) -> bool:
     """True for ids served by resd_envs' own families (``resd_envs:`` prefix allowed)."""
     bare = env_id[len(_RESD_MODULE_PREFIX):] if env_id.startswith(_RESD_MODULE_PREFIX) else env_id
     return bare in _RESD_IDS
-
-
-def check_options(reward_mode: str, feedback: str, max_feedback_chars: int) -> None:
-    """Raise :class:`ConfigError` listing every invalid scoring option."""
-    problems = []
-    if reward_mode not in REWARD_MODES:
-        problems.append(f"reward_mode={reward_mode!r}: use one of {', '.join(REWARD_MODES)}")
-    if feedback not in FEEDBACK_DETAILS:
-        problems.append(f"feedback={feedback!r}: use one of {', '.join(FEEDBACK_DETAILS)}")
-    if not isinstance(max_feedback_chars, int) or max_feedback_chars < 0:
-        problems.append(f"max_feedback_chars={max_feedback_chars!r}: use an integer >= 0 (0 = no cap)")
-    if problems:
-        raise ConfigError("invalid scoring options:\n  - " + "\n  - ".join(problems))
 
 
 def make_text_env(env_id: str, **kwargs: Any) -> gymnasium.Env:
@@ -138,7 +125,7 @@ def score_batch(
     """
     if len(task_ids) != len(responses):
         raise ConfigError(f"got {len(task_ids)} task ids but {len(responses)} responses; pass one of each")
-    check_options(reward_mode, feedback, max_feedback_chars)
+    check_scoring_options(reward_mode, feedback, max_feedback_chars)
     kwargs = dict(env_kwargs or {})
     if is_resd_id(env_id):
         return verify(env_id, list(task_ids), list(responses), reward_mode=reward_mode, feedback=feedback,

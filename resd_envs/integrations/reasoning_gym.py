@@ -21,13 +21,12 @@ Requires ``pip install "resd[reasoning-gym]"``.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium
-from gymnasium.error import ResetNeeded
 
-from resd_envs.core.results import FEEDBACK_DETAILS, REWARD_MODES, TestResult, cap_text
-from resd_envs.core.spaces import AnyText
+from resd_envs.core.env import TextEnv
+from resd_envs.core.results import PRIVILEGED, Evaluation, TestResult, cap_text
 from resd_envs.errors import ConfigError, MissingDependencyError, UnknownEnvError, UnknownTaskError
 
 try:
@@ -101,7 +100,7 @@ def make(env_id: str, **kwargs: Any) -> gymnasium.Env:
     return gymnasium.make(bare, **kwargs)
 
 
-class ReasoningGymEnv(gymnasium.Env[str, str]):
+class ReasoningGymEnv(TextEnv):
     """One reasoning-gym task as a single-task text environment.
 
     ## Action space / observation space
@@ -115,8 +114,8 @@ class ReasoningGymEnv(gymnasium.Env[str, str]):
     ``reset``: ``task_id``, ``env_id``, ``env_version``, ``split``, ``messages``. ``step``: the keys of
     :data:`resd_envs.core.env.STEP_INFO_KEYS`; there is one test case (``"answer"``), ``score`` is the
     credit, ``error_type`` is ``None`` (full credit), ``"format_error"`` (no answer block) or
-    ``"wrong_answer"``. The feedback never contains the expected answer (except at the
-    ``"privileged"`` level, when resd_envs offers it).
+    ``"wrong_answer"``. The feedback never contains the expected answer; ``privileged_feedback`` does
+    (and so does the observation at ``feedback="privileged"``, refused with ``max_attempts > 1``).
 
     ## Arguments
     task: a reasoning-gym dataset name (see :func:`available_tasks`).
@@ -132,8 +131,6 @@ class ReasoningGymEnv(gymnasium.Env[str, str]):
     :func:`resd_envs.verify` does). Otherwise the index is drawn from the env's RNG, so
     ``reset(seed=s)`` is deterministic.
     """
-
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
 
     def __init__(
         self,
@@ -152,42 +149,29 @@ class ReasoningGymEnv(gymnasium.Env[str, str]):
         problems = []
         if split not in SPLIT_SEED_OFFSETS:
             problems.append(f"split={split!r}: use one of {', '.join(SPLIT_SEED_OFFSETS)}")
-        if reward_mode not in REWARD_MODES:
-            problems.append(f"reward_mode={reward_mode!r}: use one of {', '.join(REWARD_MODES)}")
-        if feedback not in FEEDBACK_DETAILS:
-            problems.append(f"feedback={feedback!r}: use one of {', '.join(FEEDBACK_DETAILS)}")
-        if not isinstance(max_attempts, int) or max_attempts < 1:
-            problems.append(f"max_attempts={max_attempts!r}: use an integer >= 1")
-        if not isinstance(max_feedback_chars, int) or max_feedback_chars < 0:
-            problems.append(f"max_feedback_chars={max_feedback_chars!r}: use an integer >= 0 (0 = no cap)")
         if not isinstance(size, int) or not 1 <= size < SPLIT_SEED_OFFSETS["test"]:
             problems.append(f"size={size!r}: use an integer in [1, {SPLIT_SEED_OFFSETS['test']})")
         if not isinstance(seed, int) or seed < 0:
             problems.append(f"seed={seed!r}: use an integer >= 0")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            problems.append(f"render_mode={render_mode!r}: use 'ansi' or None")
-        if problems:
-            raise ConfigError(f"invalid arguments for {env_id_for(name)}:\n  - " + "\n  - ".join(problems))
+        self._configure(
+            env_id_for(name),
+            reward_mode=reward_mode,
+            max_attempts=max_attempts,
+            feedback=feedback,
+            max_feedback_chars=max_feedback_chars,
+            render_mode=render_mode,
+            problems=problems,
+        )
         self.task_name = name
         self.env_id = env_id_for(name)
         self.split = split
-        self.reward_mode = reward_mode
-        self.max_attempts = max_attempts
-        self.feedback_detail = feedback
-        self.max_feedback_chars = max_feedback_chars
         self.size = size
-        self.render_mode = render_mode
         self._config = dict(config or {})
         self._seed = seed
         self._datasets: dict[str, Any] = {}
         self.dataset = self._dataset(split)
-        self.observation_space = AnyText()
-        self.action_space = AnyText()
         self._items: dict[tuple[str, int], dict[str, Any]] = {}
         self._current: tuple[str, int] | None = None
-        self._attempt = 0
-        self._done = True
-        self._last_text = ""
 
     # -- gymnasium API ------------------------------------------------------------------------
     def reset(
@@ -195,9 +179,7 @@ class ReasoningGymEnv(gymnasium.Env[str, str]):
     ) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
         self._current = self._choose_task(options or {})
-        self._attempt = 0
-        self._done = False
-        self._last_text = f"{self._item(self._current)['question'].rstrip()}\n\n{ANSWER_INSTRUCTION}"
+        self._begin_episode(f"{self._item(self._current)['question'].rstrip()}\n\n{ANSWER_INSTRUCTION}")
         info = {
             "task_id": self._task_id(self._current),
             "env_id": self.env_id,
@@ -208,10 +190,8 @@ class ReasoningGymEnv(gymnasium.Env[str, str]):
         return self._last_text, info
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        if self._current is None or self._done:
-            raise ResetNeeded("call reset() before step(); the previous episode has ended")
-        response = action if isinstance(action, str) else str(action)
-        self._attempt += 1
+        response = self._begin_attempt(action)
+        assert self._current is not None
         split, index = self._current
         entry = self._item(self._current)
         answers = _ANSWER_RE.findall(response)
@@ -222,28 +202,14 @@ class ReasoningGymEnv(gymnasium.Env[str, str]):
             credit = _credit(self._dataset(split), answer, entry)
             error_type = None if credit >= 1.0 else "wrong_answer"
         passed = error_type is None
-        reward = (1.0 if passed else 0.0) if self.reward_mode == "binary" else credit
-        feedback = cap_text(self._feedback(answer, credit, passed, entry), self.max_feedback_chars)
-        result = TestResult("answer", passed, "full credit" if passed else f"credit {credit:.2f}", credit)
-        terminated = passed or self._attempt >= self.max_attempts
-        self._done = terminated
-        self._last_text = feedback
-        info = {
-            "passed": passed,
-            "score": credit,
-            "num_tests": 1,
-            "num_passed": int(passed),
-            "test_results": [result.as_dict()],
-            "feedback": feedback,
-            "error_type": error_type,
-            "task_id": self._task_id(self._current),
-            "attempt": self._attempt,
-            "extra": {"rg_task": self.task_name, "rg_index": index, "extracted_answer": answer},
-        }
-        return feedback, float(reward), terminated, False, info
-
-    def render(self) -> str | None:
-        return self._last_text if self.render_mode == "ansi" else None
+        evaluation = Evaluation(
+            (TestResult("answer", passed, "full credit" if passed else f"credit {credit:.2f}", credit),),
+            error_type,
+            self._feedback(answer, credit, passed, entry, self.feedback_detail),
+            extra={"rg_task": self.task_name, "rg_index": index, "extracted_answer": answer},
+            privileged_feedback=self._feedback(answer, credit, passed, entry, PRIVILEGED),
+        )
+        return self._end_attempt(evaluation, self._task_id(self._current))
 
     # -- helpers ------------------------------------------------------------------------------
     def _task_id(self, task: tuple[str, int]) -> str:
@@ -288,23 +254,26 @@ class ReasoningGymEnv(gymnasium.Env[str, str]):
             return self.split, index
         return self.split, int(self.np_random.integers(self.size))
 
-    def _feedback(self, answer: str | None, credit: float, passed: bool, entry: dict[str, Any]) -> str:
+    def _feedback(
+        self, answer: str | None, credit: float, passed: bool, entry: dict[str, Any], detail: str
+    ) -> str:
+        """The feedback at ``detail``, capped at ``max_feedback_chars``."""
         if answer is None:
             text = "No final answer found: put it between <answer> and </answer>."
-            if self.feedback_detail == "minimal":
+            if detail == "minimal":
                 return "Incorrect."
         elif passed:
             text = "Correct."
-        elif self.feedback_detail == "minimal":
+        elif detail == "minimal":
             return "Incorrect."
-        elif self.feedback_detail == "summary":
+        elif detail == "summary":
             text = f"Incorrect (credit {credit:.2f} of 1)."
         else:
             shown = answer if len(answer) <= 200 else answer[:200] + "..."
             text = f"Incorrect (credit {credit:.2f} of 1). Your final answer was: {shown}"
-        if self.feedback_detail == "privileged":  # the teacher's level, never shown to the policy
+        if detail == PRIVILEGED:  # the teacher's level, never shown to the policy
             text += f"\nExpected answer: {entry['answer']}"
-        return text
+        return cap_text(text, self.max_feedback_chars)
 
 
 # -- internals --------------------------------------------------------------------------------

@@ -33,9 +33,9 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from resd_envs.core.results import VerifyResult
+from resd_envs.core.results import VerifyResult, check_scoring_options
 from resd_envs.errors import ConfigError, MissingDependencyError
-from resd_envs.integrations.common import ascore_batch, check_options, json_field, score_batch, task_rows
+from resd_envs.integrations.common import ascore_batch, json_field, score_batch, task_rows
 
 #: Appended (by TRL) to the last user message of each tool-environment episode.
 SUBMIT_INSTRUCTION = (
@@ -98,7 +98,7 @@ class ResdRewardFunction:
         name: str | None = None,
         on_results: ResultsHook | None = None,
     ) -> None:
-        check_options(reward_mode, feedback, max_feedback_chars)
+        check_scoring_options(reward_mode, feedback, max_feedback_chars)
         self.env_id = env_id
         self.options: dict[str, Any] = {
             "reward_mode": reward_mode,
@@ -354,9 +354,7 @@ def _check_tool_options(reward_mode: str, feedback: str, max_feedback_chars: int
             "feedback='privileged' is for the teacher only: the submit tool's feedback is read by the "
             "policy, use 'full', 'summary' or 'minimal'"
         )
-    check_options(reward_mode, feedback, max_feedback_chars)
-    if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1:
-        raise ConfigError(f"max_attempts={max_attempts!r}: use an integer >= 1")
+    check_scoring_options(reward_mode, feedback, max_feedback_chars, max_attempts)
 
 
 def _content_text(content: Any) -> str:

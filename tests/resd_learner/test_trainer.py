@@ -25,7 +25,7 @@ def _config(smoke_config_path, run_dir, *extra):
                                            "rollout.max_tokens=8", "context.max_reflection_tokens=8", "context.max_slot_chars=1500", *extra])
 
 
-def scripted_generate(chats):
+def scripted_generate(chats, schema=None):
     """Well-formed reflector / success-tagger / curator answers, so the playbook really grows."""
     out = []
     for messages in chats:
@@ -266,3 +266,16 @@ def test_plain_torch_engine_step_matches_deepspeed_zero0(tmp_path, smoke_config_
     assert pt["grad_norm"] == pytest.approx(ds["grad_norm"], rel=1e-5)
     for name in w_ds:
         assert torch.allclose(w_ds[name], w_pt[name], atol=1e-6), name
+
+
+def test_run_directory_holds_per_step_records(hf_trainer):
+    from resd_learner.records import read_records
+
+    trainer = hf_trainer
+    trainer.global_step = 7
+    trainer.train_step(trainer._batch_tasks(0))
+    (step,) = [s for s in read_records(trainer.run_dir) if s.step == 8]
+    assert len(step.rollouts) == len(trainer._batch_tasks(0)) * trainer.rollout_n
+    assert {c["kind"] for c in step.context} >= {"reflection", "curation"}
+    assert step.teacher_prompts and all(t["text"] for t in step.teacher_prompts if t["distill"])
+    assert INSIGHT in step.playbook

@@ -94,6 +94,17 @@ def test_feedback_levels_and_cap() -> None:
     assert len(capped.step("<answer>" + "9" * 500 + "</answer>")[0]) <= 20
 
 
+def test_privileged_feedback_names_the_answer_only_for_the_teacher() -> None:
+    env = bridge.make(ENV, feedback="summary")
+    env.reset(seed=3)
+    expected = _answer(env)
+    feedback, _, _, _, info = env.step("<answer>-1</answer>")
+    assert expected not in feedback and info["feedback"] == feedback
+    assert info["privileged_feedback"].endswith(f"Expected answer: {expected}")
+    with pytest.raises(ConfigError, match="feedback='privileged' with max_attempts=2"):
+        bridge.ReasoningGymEnv("leg_counting", feedback="privileged", max_attempts=2)
+
+
 def test_pass_rate_reward_is_reasoning_gyms_credit() -> None:
     env = bridge.make(ENV, reward_mode="pass_rate", size=20)
     env.reset(options={"task_index": 0})
