@@ -39,6 +39,9 @@ class DistillInputs:
         mask: [B, R] 1 on response tokens, 0 on padding.
         chunk_size: response positions per loss chunk.
         options: the loss keyword arguments (``LossConfig.loss_kwargs()``).
+        rollout_logprobs, target_ids: [B, R] the engine's log-probabilities of the sampled response
+            tokens and those tokens, for the rollout correction (official ``rollout_is=token``); None
+            skips it.
     """
 
     input_ids: torch.Tensor
@@ -49,6 +52,8 @@ class DistillInputs:
     mask: torch.Tensor
     chunk_size: int = 1024
     options: dict[str, Any] = field(default_factory=dict)
+    rollout_logprobs: torch.Tensor | None = None
+    target_ids: torch.Tensor | None = None
 
 
 def distillation_loss(model: nn.Module, inputs: DistillInputs) -> torch.Tensor:
@@ -57,9 +62,13 @@ def distillation_loss(model: nn.Module, inputs: DistillInputs) -> torch.Tensor:
     hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
     head = model.get_output_embeddings().weight
     student = gather_positions(hidden, inputs.positions)
+    correction = {}
+    if inputs.rollout_logprobs is not None and inputs.target_ids is not None:
+        correction = {"rollout_logprobs": inputs.rollout_logprobs.to(hidden.device),
+                      "target_ids": inputs.target_ids.to(hidden.device)}
     return chunked_f_divergence_loss(student, inputs.teacher_hidden.to(device=hidden.device),
                                      head, inputs.teacher_head.to(device=hidden.device), inputs.mask,
-                                     chunk_size=inputs.chunk_size, **inputs.options)
+                                     chunk_size=inputs.chunk_size, **correction, **inputs.options)
 
 
 def install_distillation_forward(model: nn.Module) -> nn.Module:

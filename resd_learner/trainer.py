@@ -499,7 +499,7 @@ class Trainer:
             t_hidden, t_head = self.teacher.hidden_and_head(teacher.ids, teacher.attention)
             t_hidden = gather_positions(t_hidden, teacher.positions)
         with timer("loss"):
-            per_token = self._distill_loss(student, t_hidden, t_head)
+            per_token = self._distill_loss(chunk, student, t_hidden, t_head)
             weights = torch.tensor([it.weight for it in chunk], dtype=torch.float32, device=device)
             loss = aggregate_loss(per_token, student.mask, sample_weights=weights, mode=cfg.loss.aggregation)
         mask = student.mask
@@ -510,13 +510,19 @@ class Trainer:
         logits = self.engine(input_ids=student.ids, attention_mask=student.attention, logits_to_keep=1).logits
         return logits.sum() * 0.0
 
-    def _distill_loss(self, student: Packed, t_hidden: torch.Tensor, t_head: torch.Tensor) -> torch.Tensor:
+    def _distill_loss(self, chunk: list[TrainItem], student: Packed, t_hidden: torch.Tensor,
+                      t_head: torch.Tensor) -> torch.Tensor:
         """Per-token [B, R] divergence, chunked over hidden states inside the engine's forward (every ZeRO
-        stage; under ZeRO-3 the tied head is gathered for that forward, see :mod:`resd_learner.distill_forward`)."""
+        stage; under ZeRO-3 the tied head is gathered for that forward, see :mod:`resd_learner.distill_forward`),
+        times the rollout-correction weights when the engine returned the sampled tokens' log-probs."""
         cfg = self.config
+        rollout = _rollout_logprobs(chunk, student.positions.shape[1])
+        targets = response_targets(chunk, student.positions.shape[1], student.ids.device) if rollout is not None \
+            else None
         inputs = DistillInputs(input_ids=student.ids, attention_mask=student.attention, positions=student.positions,
                                teacher_hidden=t_hidden, teacher_head=t_head, mask=student.mask,
-                               chunk_size=cfg.loss.chunk_size, options=cfg.loss.loss_kwargs())
+                               chunk_size=cfg.loss.chunk_size, options=cfg.loss.loss_kwargs(),
+                               rollout_logprobs=rollout, target_ids=targets)
         return self.engine(distill=inputs)
 
     def _policy_loss(self, chunk: list[TrainItem], student: Packed) -> tuple[torch.Tensor, dict[str, float]]:
@@ -682,6 +688,21 @@ def _grad_norm(module: torch.nn.Module) -> float:
     """Global L2 norm of the accumulated gradients (before clipping)."""
     norms = [p.grad.detach().float().norm() for p in module.parameters() if p.grad is not None]
     return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+
+
+def _rollout_logprobs(chunk: Sequence[TrainItem], width: int) -> torch.Tensor | None:
+    """[B, width] log-probs the engine gave each sampled response token (0 in padding), or None when a
+    sample with a response has none (e.g. the transformers backend without log-probs)."""
+    rows = []
+    for item in chunk:
+        length = len(item.student_ids) - item.student_start
+        if length and (item.rollout_logprobs is None or len(item.rollout_logprobs) != length):
+            return None
+        rows.append(list(item.rollout_logprobs or []))
+    out = torch.zeros((len(chunk), width), dtype=torch.float32)
+    for row, values in enumerate(rows):
+        out[row, :len(values)] = torch.tensor(values, dtype=torch.float32)
+    return out
 
 
 def _any_rank(flag: bool) -> bool:

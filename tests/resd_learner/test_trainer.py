@@ -135,6 +135,34 @@ def test_distillation_loss_decreases_on_a_fixed_batch(hf_trainer):
     assert losses[-1] < losses[0] * 0.9 and losses == sorted(losses, reverse=True), losses
 
 
+def test_distillation_loss_carries_the_rollout_correction(hf_trainer):
+    """Sampled-token log-probs far below the trainer's give the cap (2) on every token: twice the loss;
+    without log-probs there is no correction."""
+    import dataclasses
+
+    trainer = hf_trainer
+    samples = trainer._rollout(trainer._batch_tasks(0))
+    items = trainer._build_items(samples, trainer._update_context(samples))
+    trainer.engine.eval()
+    pad = trainer.tokenizer.pad_token_id or 0
+    from resd_learner.batch import gather_positions, pack_student, pack_teacher
+
+    def per_token(chunk):
+        student = pack_student(chunk, pad, trainer.engine.device)
+        teacher = pack_teacher(chunk, pad, trainer.engine.device)
+        with torch.no_grad():
+            hidden, head = trainer.teacher.hidden_and_head(teacher.ids, teacher.attention)
+            return trainer._distill_loss(chunk, student, gather_positions(hidden, teacher.positions), head), student
+
+    plain = [dataclasses.replace(it, rollout_logprobs=None) for it in items]
+    low = [dataclasses.replace(it, rollout_logprobs=[-100.0] * (len(it.student_ids) - it.student_start))
+           for it in items]
+    base, student = per_token(plain)
+    capped, _ = per_token(low)
+    mask = student.mask.bool()
+    assert mask.any() and torch.allclose(capped[mask], 2.0 * base[mask], rtol=1e-5, atol=1e-9)
+
+
 @pytest.mark.parametrize("method,extra", [
     ("sdpo", ()), ("sdpo_ss", ()), ("grpo", ("rollout.n=2",)),
 ])
