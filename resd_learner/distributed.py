@@ -232,6 +232,19 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float, decay_all: boo
             {"params": exempt, "weight_decay": 0.0}]
 
 
+def master_param_reader(engine: Any) -> Any:
+    """A function parameter -> its full fp32 master value when ``engine`` is DeepSpeed with bf16 (the
+    module holds bf16 copies; the fp32 masters live in the optimizer), else None (the parameters are
+    the master weights). The function is DeepSpeed's ``safe_get_full_fp32_param``: collective under
+    ZeRO, so every rank must call it for the same parameters in the same order."""
+    enabled = getattr(engine, "bfloat16_enabled", None)
+    if not callable(enabled) or not enabled():
+        return None
+    from deepspeed.utils import safe_get_full_fp32_param
+
+    return safe_get_full_fp32_param
+
+
 def warmup_factor(step: int, *, warmup: int, from_zero: bool = True) -> float:
     """The LR multiplier of optimizer step ``step`` (0-based): linear warmup over ``warmup`` steps, then 1.
 

@@ -253,8 +253,10 @@ class Trainer:
         self.teacher: EmaTeacher | None = None
         if cfg.method.uses_teacher:
             # the teacher lives where the student computes (the engine moves the student there next)
+            # its weights and EMA stay fp32; with a bf16 student its forward runs under bf16 autocast
             self.teacher = EmaTeacher(model, rate=cfg.teacher.rate, update_every=cfg.teacher.update_every,
-                                      device=distributed.device())
+                                      device=distributed.device(),
+                                      compute_dtype=torch.bfloat16 if cfg.model.dtype == "bfloat16" else None)
         self.student: PreTrainedModel = install_distillation_forward(model)
         """The Hugging Face student the engine wraps (under ZeRO-3 its parameters are partitions)."""
         self.engine, self.optimizer, self.scheduler = distributed.build_engine(
@@ -371,7 +373,8 @@ class Trainer:
             loss_stats = self._optimize(items, timer)
             if self.teacher is not None:
                 with timer("ema"):
-                    self.teacher.update(self.student)
+                    # from the fp32 master weights when the engine keeps bf16 module copies
+                    self.teacher.update(self.student, full_param=distributed.master_param_reader(self.engine))
             with timer("sync"):
                 self._push_weights()
         else:
@@ -497,7 +500,7 @@ class Trainer:
         with timer("teacher"):
             teacher = pack_teacher(chunk, pad, device)
             t_hidden, t_head = self.teacher.hidden_and_head(teacher.ids, teacher.attention)
-            t_hidden = gather_positions(t_hidden, teacher.positions)
+            t_hidden = gather_positions(t_hidden, teacher.positions).to(t_head.dtype)  # logits in fp32
         with timer("loss"):
             per_token = self._distill_loss(chunk, student, t_hidden, t_head)
             weights = torch.tensor([it.weight for it in chunk], dtype=torch.float32, device=device)
