@@ -59,7 +59,7 @@ class ScriptedTrainer(Trainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.updater.generate = lambda chats: ['{"reasoning": "r", "bullet_tags": []}' for _ in chats]
+        self.updater.generate = lambda chats, schema=None: ['{"reasoning": "r", "bullet_tags": []}' for _ in chats]
         self.rollout_sizes = []
 
     def _rollout(self, tasks):
