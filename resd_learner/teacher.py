@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,8 +91,14 @@ class EmaTeacher:
         update_every: int = 1,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
+        compute_dtype: torch.dtype | None = None,
     ) -> None:
         config = TeacherConfig(rate=rate, update_every=update_every)
+        if compute_dtype is not None and not compute_dtype.is_floating_point:
+            raise ValueError(f"compute_dtype={compute_dtype} must be a floating-point dtype, e.g. torch.bfloat16")
+        self.compute_dtype = compute_dtype
+        """The teacher's forward runs under ``torch.autocast`` in this dtype (None: in ``dtype``); its
+        weights and the EMA stay in ``dtype``."""
         if not dtype.is_floating_point:
             raise ValueError(f"dtype={dtype} must be a floating-point dtype, e.g. torch.float32")
         self.rate = float(config.rate)
@@ -112,11 +118,15 @@ class EmaTeacher:
         return cls(student_module, rate=config.rate, update_every=config.update_every, **kwargs)
 
     @torch.no_grad()
-    def update(self, student_module: nn.Module) -> None:
+    def update(self, student_module: nn.Module,
+               full_param: Callable[[torch.Tensor], torch.Tensor | None] | None = None) -> None:
         """Count one call and, on every ``update_every``-th call, move the teacher towards the student.
 
         ``student_module`` must have the same parameter names and shapes as the module the teacher
         was built from. Under ZeRO-3 this gathers the student's parameters: call it on every rank.
+        ``full_param`` maps a student parameter to the full value to average from, e.g. its fp32
+        master copy in a mixed-precision optimizer (DeepSpeed's ``safe_get_full_fp32_param``, itself
+        collective under ZeRO); None, or a None result, reads the parameter (gathered under ZeRO-3).
         """
         self.calls += 1
         if self.calls % self.update_every:
@@ -136,15 +146,26 @@ class EmaTeacher:
                     f"parameter {name!r} has shape {shape} in the student but "
                     f"{tuple(self._params[name].shape)} in the teacher; nothing was updated"
                 )
+        if full_param is not None:
+            masters = {name: full_param(param) for name, param in student.items()} if self.rate else {}
+            if any(value is None for value in masters.values()):
+                masters = {}  # no master copy for this student: read the parameters themselves
+            for name, value in masters.items():
+                self._average(self._params[name], value)
+            if masters or not self.rate:
+                self.updates += 1
+                return
         for names in _buckets(student):
             with _gathered([student[name] for name in names]):
                 for name in names:
-                    source, target = student[name], self._params[name]
                     if self.rate:
-                        # two rounded products and one rounded sum, i.e. literally (1-tau)*T + tau*S
-                        source = source.detach().to(device=target.device, dtype=target.dtype)
-                        target.mul_(1.0 - self.rate).add_(source * self.rate)
+                        self._average(self._params[name], student[name])
         self.updates += 1
+
+    def _average(self, target: torch.Tensor, source: torch.Tensor) -> None:
+        """target <- (1 - rate) * target + rate * source: two rounded products and one rounded sum."""
+        source = source.detach().to(device=target.device, dtype=target.dtype)
+        target.mul_(1.0 - self.rate).add_(source * self.rate)
 
     @torch.no_grad()
     def hidden_and_head(
@@ -158,7 +179,8 @@ class EmaTeacher:
 
         Returns:
             ``(hidden [B, T, H], lm_head_weight [V, H])``: ``hidden @ lm_head_weight.T`` are the
-            teacher's logits. The module must be a Hugging Face style causal LM exposing
+            teacher's logits. ``hidden`` is in ``compute_dtype`` when one is set (the forward runs
+            under autocast), the head in ``dtype``. The module must be a Hugging Face style causal LM exposing
             ``base_model`` and ``get_output_embeddings()``.
         """
         base = getattr(self.module, "base_model", None)
@@ -172,7 +194,9 @@ class EmaTeacher:
         input_ids = input_ids.to(device)
         if attention_mask is not None:
             attention_mask = attention_mask.to(device)
-        outputs = base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        with torch.autocast(device_type=device.type, dtype=self.compute_dtype or self.dtype,
+                            enabled=self.compute_dtype is not None and self.compute_dtype != self.dtype):
+            outputs = base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         hidden = outputs.last_hidden_state if hasattr(outputs, "last_hidden_state") else outputs[0]
         return hidden, head.weight
 

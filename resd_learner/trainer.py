@@ -21,6 +21,14 @@ Order of one RESD step (:meth:`Trainer.train_step`):
 8. one AdamW step (DeepSpeed), then the EMA update of the teacher;
 9. weight push: the new student weights go into the generation engine.
 
+Several ranks (torchrun / the DeepSpeed launcher): every rank runs its own generation engine
+(:mod:`resd_learner.colocate`: vLLM's ``external_launcher`` executor, optional tensor-parallel
+replicas). Each generation round — rollouts, the reflector / tagger / curator calls, validation — is
+split into one shard per replica and gathered with an object all-gather, so every rank holds the
+whole round; every rank then runs the (deterministic) context update on identical inputs and keeps an
+identical playbook, and trains on its strided share of the batch. Weights are pushed into each rank's
+engine parameter bucket by parameter bucket (:mod:`resd_learner.weight_sync`).
+
 The teacher therefore sees the context updated in the same step, as in the official code.
 The method switch (``method.name``) changes only steps 3-7: SDPO/SDPO+ss build the SDPO teacher
 prompt (demonstration or feedback, no playbook, no reflection), GRPO skips the teacher and uses the
@@ -40,21 +48,21 @@ a resumed run draws exactly the samples an uninterrupted run would.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
-from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers import PreTrainedModel
 
 from resd_learner import checkpoint as ckpt
-from resd_learner import distributed
+from resd_learner import colocate, distributed, weight_sync
 from resd_learner.batch import (
     ContextResult,
     Packed,
@@ -69,13 +77,15 @@ from resd_learner.batch import (
     response_targets,
     sample_views,
 )
+from resd_learner.colocate import GenerationGroups
 from resd_learner.config import RunConfig, dump_yaml
 from resd_learner.context import ContextUpdate, ContextUpdater, SampleView
+from resd_learner.distill_forward import DistillInputs, install_distillation_forward, register_head_with_zero3
 from resd_learner.evaluate import summarize
 from resd_learner.grpo import clip_fractions, clipped_policy_loss
-from resd_learner.loss import aggregate_loss, chunked_f_divergence_loss, f_divergence_loss, rollout_correction_weights
+from resd_learner.loss import aggregate_loss, rollout_correction_weights
 from resd_learner.metrics import MetricsLogger, truncate_jsonl
-from resd_learner.models import load_tokenizer, resolve_model_path
+from resd_learner.models import load_student, load_tokenizer, resolve_model_path
 from resd_learner.rebalance import success_rate_weights
 from resd_learner.rollout import GenerationBackend, collect_samples, make_backend
 from resd_learner.records import RunRecords, collect_step_records
@@ -92,20 +102,21 @@ backward pass, ``optim`` the optimizer step."""
 
 _PHASE_ID = {"rollout": 1, "context": 2, "val": 3}
 
-T = TypeVar("T")
-
-
 class ContextGenerator:
     """The student in diagnostic mode for the context updater (reflector / tagger / curator calls).
 
     Call k (1-based) of step s samples with seed ``derive_seed(run seed, context phase, s, k)``; the
     trainer calls :meth:`start_step` before each context update, so the seeds of a step do not depend
-    on what earlier steps generated. Uses the training sampling settings.
+    on what earlier steps generated. Uses the training sampling settings. With several generation
+    replicas each generates its shard of the chats and every rank gets all answers (collective:
+    every rank's context updater makes the same calls).
     """
 
-    def __init__(self, config: RunConfig, backend: GenerationBackend | None) -> None:
+    def __init__(self, config: RunConfig, backend: GenerationBackend | None,
+                 groups: GenerationGroups | None = None) -> None:
         self.config = config
         self.backend = backend
+        self.groups = groups or GenerationGroups(1, 0)
         self.step = 0
         self.calls = 0
 
@@ -120,14 +131,20 @@ class ContextGenerator:
     def __call__(self, chats: list[list[dict[str, str]]], schema: dict | None = None) -> list[str]:
         """One completion per chat; under ``schema`` (a JSON schema) when one is given."""
         if self.backend is None:
-            raise RuntimeError("context generation runs on the main rank only (it holds the generation engine)")
+            raise RuntimeError("context generation needs a generation engine on this rank")
         cfg = self.config
         self.calls += 1
-        seed = derive_seed(cfg.train.seed, _PHASE_ID["context"], self.step, self.calls)
-        gens = self.backend.generate(chats, n=1, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                                     max_tokens=max(1, cfg.context.max_reflection_tokens), seed=seed,
-                                     **({"schema": schema} if schema is not None else {}))
-        return [g[0].text for g in gens]
+        seed = self.groups.shard_seed(derive_seed(cfg.train.seed, _PHASE_ID["context"], self.step, self.calls))
+        extra = {"schema": schema} if schema is not None else {}
+
+        def work(shard: list[list[dict[str, str]]], _replica: int) -> list[str]:
+            if not shard:
+                return []
+            gens = self.backend.generate(shard, n=1, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
+                                         max_tokens=max(1, cfg.context.max_reflection_tokens), seed=seed, **extra)
+            return [g[0].text for g in gens]
+
+        return self.groups.run(chats, work)
 
 
 class Timer:
@@ -163,7 +180,8 @@ class Trainer:
         self.records = RunRecords(self.run_dir) if distributed.is_main() else None
         self.global_step = 0
         self.next_batch = 0
-        distributed.init_distributed(config.distributed.backend, config.distributed.master_port)
+        distributed.init_distributed(config.distributed.backend, config.distributed.master_port,
+                                     config.distributed.timeout_minutes)
         self._seed_everything(config.train.seed)
         self.model_dir = resolve_model_path(config.model.path, config.model.cache_dir)
         self.tokenizer = load_tokenizer(self.model_dir)
@@ -185,10 +203,20 @@ class Trainer:
         """Rollouts per prompt in the current phase."""
         self._batch_success: list[float] = []
         self._build_models()
+        vllm = config.rollout.backend == "vllm"
+        self._owns_llm = vllm and llm is None
+        if self._owns_llm:
+            llm = colocate.build_engine(config.rollout, self.model_dir, dtype=config.model.dtype,
+                                        seed=config.train.seed)
+        self.groups = GenerationGroups.current(config.rollout.tensor_parallel_size if vllm else 1)
         self.backend = make_backend(config.rollout, self.model_dir, self.tokenizer, dtype=config.model.dtype,
-                                    enable_thinking=config.model.enable_thinking, seed=config.train.seed,
-                                    llm=llm) if distributed.is_main() else None
-        self.context_generate = ContextGenerator(config, self.backend)
+                                    enable_thinking=config.model.enable_thinking, seed=config.train.seed, llm=llm)
+        # only an engine built here sleeps (a caller's engine may lack sleep mode)
+        self._sleep_level = colocate.sleep_level(config.rollout, distributed.has_cuda()) if self._owns_llm else 0
+        self._asleep = False
+        self.context_generate = ContextGenerator(config, self.backend, self.groups)
+        if not distributed.is_main():  # every rank runs the same context update; one copy of its warnings
+            logging.getLogger("resd_learner.context").setLevel(logging.ERROR)
         self.updater = ContextUpdater(config.context, self.context_generate, seed=config.train.seed,
                                       supports_schema=self.context_generate.supports_schema) \
             if config.method.name == "resd" else None
@@ -201,14 +229,8 @@ class Trainer:
         torch.manual_seed(seed)
 
     def _build_models(self) -> None:
+        """The student (under ZeRO-3 partitioned while it loads), the EMA teacher and the DeepSpeed engine."""
         cfg = self.config
-        model = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=torch.float32)
-        if cfg.model.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
-        model.config.use_cache = False
-        self.teacher: EmaTeacher | None = None
-        if cfg.method.uses_teacher:
-            self.teacher = EmaTeacher(model, rate=cfg.teacher.rate, update_every=cfg.teacher.update_every)
         world = distributed.world_size()
         sizes = [cfg.rollout.n] + ([cfg.method.switch_to_grpo.n] if self.schedule is not None else [])
         for n in sizes:
@@ -220,9 +242,27 @@ class Trainer:
         micro = min(cfg.train.micro_batch_size, self.per_rank)
         self.micro_batch_size = micro
         self.grad_accum = math.ceil(self.per_rank / micro)
+        stage = cfg.distributed.zero_stage
+        distributed.resolve_engine(cfg.distributed.engine, stage)  # fail before loading anything
+        ds_config = distributed.deepspeed_config(zero_stage=stage, micro_batch_size=micro, grad_accum=self.grad_accum,
+                                                 grad_clip=cfg.optim.grad_clip, bf16=cfg.model.dtype == "bfloat16")
+        model = load_student(self.model_dir, dtype=cfg.model.dtype, zero3_config=ds_config if stage == 3 else None)
+        if cfg.model.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+        self.teacher: EmaTeacher | None = None
+        if cfg.method.uses_teacher:
+            # the teacher lives where the student computes (the engine moves the student there next)
+            # its weights and EMA stay fp32; with a bf16 student its forward runs under bf16 autocast
+            self.teacher = EmaTeacher(model, rate=cfg.teacher.rate, update_every=cfg.teacher.update_every,
+                                      device=distributed.device(),
+                                      compute_dtype=torch.bfloat16 if cfg.model.dtype == "bfloat16" else None)
+        self.student: PreTrainedModel = install_distillation_forward(model)
+        """The Hugging Face student the engine wraps (under ZeRO-3 its parameters are partitions)."""
         self.engine, self.optimizer, self.scheduler = distributed.build_engine(
-            model, cfg.optim, zero_stage=cfg.distributed.zero_stage, micro_batch_size=micro,
-            grad_accum=self.grad_accum, bf16=cfg.model.dtype == "bfloat16")
+            model, cfg.optim, zero_stage=stage, micro_batch_size=micro, grad_accum=self.grad_accum,
+            bf16=cfg.model.dtype == "bfloat16", config=ds_config, engine=cfg.distributed.engine)
+        register_head_with_zero3(model)
 
     # -- the loop ---------------------------------------------------------------------------------
     def fit(self, resume_from: str | Path | None = None, *, overwrite: bool = False) -> dict[str, Any]:
@@ -329,10 +369,12 @@ class Trainer:
                 samples, update, items, samples[::distributed.world_size()], self.tokenizer),
                 playbook=update.playbook if update is not None else None)
         if _any_rank(has_loss(items)):
+            self._sleep_engine()
             loss_stats = self._optimize(items, timer)
             if self.teacher is not None:
                 with timer("ema"):
-                    self.teacher.update(self.engine.module)
+                    # from the fp32 master weights when the engine keeps bf16 module copies
+                    self.teacher.update(self.student, full_param=distributed.master_param_reader(self.engine))
             with timer("sync"):
                 self._push_weights()
         else:
@@ -341,36 +383,41 @@ class Trainer:
 
     # -- phases -----------------------------------------------------------------------------------
     def _rollout(self, tasks: list[Task]) -> list[Sample]:
+        """This step's scored samples (task-major); each replica generates and scores its shard of tasks."""
         cfg = self.config
-        samples = None
-        if distributed.is_main():
-            seed = derive_seed(cfg.train.seed, _PHASE_ID["rollout"], self.global_step)
-            samples = collect_samples(self.backend, self.source, tasks, n=self.rollout_n,
+        seed = self.groups.shard_seed(derive_seed(cfg.train.seed, _PHASE_ID["rollout"], self.global_step))
+
+        def work(shard: list[Task], _replica: int) -> list[list[Sample]]:
+            if not shard:
+                return []
+            samples = collect_samples(self.backend, self.source, shard, n=self.rollout_n,
                                       temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                                       max_tokens=cfg.rollout.max_tokens, seed=seed)
-        return _broadcast(samples)
+            return [samples[i * self.rollout_n:(i + 1) * self.rollout_n] for i in range(len(shard))]
+
+        return [sample for group in self.groups.run(tasks, work) for sample in group]
 
     def _update_context(self, samples: list[Sample]) -> ContextResult | None:
-        """The step's sample views, RESD's context update (main rank) and each sample's demonstration.
+        """The step's sample views, RESD's context update and each sample's demonstration.
 
-        The views are built once here and travel in the result to every rank; SDPO / SDPO+ss get only
-        the demonstrations (same-group peers); GRPO gets None.
+        Every rank runs it on the same samples: the updater's generation calls are sharded over the
+        replicas and gathered (:class:`ContextGenerator`), so every rank's playbook and solution
+        buffer stay identical; the main rank writes them to the run directory. SDPO / SDPO+ss get
+        only the demonstrations (same-group peers); GRPO gets None.
         """
         if self.method_name == "grpo":
             return None
-        result = None
-        if distributed.is_main():
-            views = sample_views(samples, self.config.method.success_threshold)
-            update = None
-            if self.updater is not None:
-                self.context_generate.start_step(self.global_step)
-                update = self.updater.update(self.global_step, views)  # also stores this step's successes
+        views = sample_views(samples, self.config.method.success_threshold)
+        update = None
+        if self.updater is not None:
+            self.context_generate.start_step(self.global_step)
+            update = self.updater.update(self.global_step, views)  # also stores this step's successes
+            if distributed.is_main():
                 self._write_context_outputs(update)
-            buffer = self.updater.solutions if self.updater is not None and self.config.context.solution_buffer \
-                else None
-            result = ContextResult(update=update, views=views,
-                                   solutions=choose_demonstrations(views, self.config.method, buffer))
-        return _broadcast(result)
+        buffer = self.updater.solutions if self.updater is not None and self.config.context.solution_buffer \
+            else None
+        return ContextResult(update=update, views=views,
+                             solutions=choose_demonstrations(views, self.config.method, buffer))
 
     def _write_context_outputs(self, update: ContextUpdate) -> None:
         with (self.run_dir / "playbook_history.jsonl").open("a", encoding="utf-8") as handle:
@@ -453,9 +500,9 @@ class Trainer:
         with timer("teacher"):
             teacher = pack_teacher(chunk, pad, device)
             t_hidden, t_head = self.teacher.hidden_and_head(teacher.ids, teacher.attention)
-            t_hidden = gather_positions(t_hidden, teacher.positions)
+            t_hidden = gather_positions(t_hidden, teacher.positions).to(t_head.dtype)  # logits in fp32
         with timer("loss"):
-            per_token = self._distill_loss(student, t_hidden, t_head)
+            per_token = self._distill_loss(chunk, student, t_hidden, t_head)
             weights = torch.tensor([it.weight for it in chunk], dtype=torch.float32, device=device)
             loss = aggregate_loss(per_token, student.mask, sample_weights=weights, mode=cfg.loss.aggregation)
         mask = student.mask
@@ -466,26 +513,20 @@ class Trainer:
         logits = self.engine(input_ids=student.ids, attention_mask=student.attention, logits_to_keep=1).logits
         return logits.sum() * 0.0
 
-    def _distill_loss(self, student: Packed, t_hidden: torch.Tensor, t_head: torch.Tensor) -> torch.Tensor:
-        """Per-token [B, R] divergence: chunked over hidden states (ZeRO 0-2) or, under ZeRO-3, from
-        logits of the response span only (the partitioned head cannot be chunked outside the engine)."""
+    def _distill_loss(self, chunk: list[TrainItem], student: Packed, t_hidden: torch.Tensor,
+                      t_head: torch.Tensor) -> torch.Tensor:
+        """Per-token [B, R] divergence, chunked over hidden states inside the engine's forward (every ZeRO
+        stage; under ZeRO-3 the tied head is gathered for that forward, see :mod:`resd_learner.distill_forward`),
+        times the rollout-correction weights when the engine returned the sampled tokens' log-probs."""
         cfg = self.config
-        model: PreTrainedModel = self.engine.module
-        options = cfg.loss.loss_kwargs()
-        s_ids, s_att, s_pos, mask = student.ids, student.attention, student.positions, student.mask
-        if cfg.distributed.zero_stage == 3:
-            # The tied head is partitioned and must be used inside the engine's forward (used outside it,
-            # ZeRO-3 loses part of the tied weight's gradient). Ask for logits on the response span only.
-            first, last = int(s_pos.min()), int(s_pos.max())
-            keep = torch.arange(first, last + 1, device=s_ids.device)
-            span = self.engine(input_ids=s_ids, attention_mask=s_att, logits_to_keep=keep).logits
-            logits = gather_positions(span, s_pos - first)
-            teacher_logits = t_hidden.to(t_head.dtype) @ t_head.T
-            return f_divergence_loss(logits, teacher_logits.to(logits.device), mask, **options)
-        hidden = model.base_model(input_ids=s_ids, attention_mask=s_att, use_cache=False).last_hidden_state
-        head = model.get_output_embeddings().weight
-        return chunked_f_divergence_loss(gather_positions(hidden, s_pos), t_hidden.to(hidden.device), head,
-                                         t_head.to(hidden.device), mask, chunk_size=cfg.loss.chunk_size, **options)
+        rollout = _rollout_logprobs(chunk, student.positions.shape[1])
+        targets = response_targets(chunk, student.positions.shape[1], student.ids.device) if rollout is not None \
+            else None
+        inputs = DistillInputs(input_ids=student.ids, attention_mask=student.attention, positions=student.positions,
+                               teacher_hidden=t_hidden, teacher_head=t_head, mask=student.mask,
+                               chunk_size=cfg.loss.chunk_size, options=cfg.loss.loss_kwargs(),
+                               rollout_logprobs=rollout, target_ids=targets)
+        return self.engine(distill=inputs)
 
     def _policy_loss(self, chunk: list[TrainItem], student: Packed) -> tuple[torch.Tensor, dict[str, float]]:
         """GRPO per-token clipped surrogate (on-policy: old log-probs = current, detached) and its clip fractions."""
@@ -508,9 +549,28 @@ class Trainer:
         return per_token, fractions
 
     def _push_weights(self) -> None:
-        weights = distributed.full_state_dict(self.engine)
-        if self.backend is not None:
-            self.backend.push_weights(weights)
+        """Stream the student's weights into this rank's engine (waking it first if it sleeps); collective."""
+        self._wake_engine()
+        weight_sync.push_weights(self.backend, self.student, self.config.distributed.push_bucket_numel)
+
+    def _sleep_engine(self) -> None:
+        """Free the engine's memory for training (``rollout.sleep_level`` > 0, vLLM on CUDA)."""
+        llm = getattr(self.backend, "llm", None)
+        if self._sleep_level > 0 and llm is not None and not self._asleep:
+            llm.sleep(level=self._sleep_level)
+            self._asleep = True
+
+    def _wake_engine(self) -> None:
+        llm = getattr(self.backend, "llm", None)
+        if self._asleep and llm is not None:
+            llm.wake_up()
+            self._asleep = False
+
+    def close(self) -> None:
+        """Shut down the generation engine this trainer built (before the process group goes away)."""
+        if self._owns_llm and self.backend is not None:
+            colocate.shutdown_engine(getattr(self.backend, "llm", None))
+            self._owns_llm = False
 
     # -- metrics ----------------------------------------------------------------------------------
     def _log_step(self, samples: list[Sample], update: ContextUpdate | None, items: list[TrainItem],
@@ -558,21 +618,28 @@ class Trainer:
         """Sample ``eval.n`` responses per validation prompt; log mean@n / best@n of both accuracies."""
         cfg = self.config
         record: dict[str, Any] = {}
-        if distributed.is_main() and self.val_tasks:
+        if self.val_tasks:
             start = time.perf_counter()
-            seed = derive_seed(cfg.train.seed, _PHASE_ID["val"], self.global_step)
-            samples = collect_samples(self.backend, self.source, self.val_tasks, n=cfg.eval.n,
-                                      temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
-                                      max_tokens=cfg.eval.max_tokens or cfg.rollout.max_tokens, seed=seed)
+            seed = self.groups.shard_seed(derive_seed(cfg.train.seed, _PHASE_ID["val"], self.global_step))
             n = cfg.eval.n
+
+            def work(shard: list[Task], _replica: int) -> list[list[Sample]]:
+                if not shard:
+                    return []
+                got = collect_samples(self.backend, self.source, shard, n=n, temperature=cfg.eval.temperature,
+                                      top_p=cfg.eval.top_p, max_tokens=cfg.eval.max_tokens or cfg.rollout.max_tokens,
+                                      seed=seed)
+                return [got[i * n:(i + 1) * n] for i in range(len(shard))]
+
+            samples = [s for group in self.groups.run(self.val_tasks, work) for s in group]
             per_task = [[float(s.score.passed) for s in samples[i * n:(i + 1) * n]] for i in range(len(self.val_tasks))]
             per_case = [[float(s.score.score) for s in samples[i * n:(i + 1) * n]] for i in range(len(self.val_tasks))]
             metrics = summarize({"per_task": per_task, "per_test_case": per_case}, n=n)
             values = {f"val/{k}": v for k, v in metrics.items()}
             values["val/reward_mean"] = float(np.mean([s.reward for s in samples]))
             values["time/val_s"] = time.perf_counter() - start
-            record = self.logger.log(self.global_step, "val", values) if self.logger else values
-        distributed.barrier()
+            if distributed.is_main():
+                record = self.logger.log(self.global_step, "val", values) if self.logger else values
         return record
 
     # -- checkpoints ------------------------------------------------------------------------------
@@ -626,22 +693,24 @@ def _grad_norm(module: torch.nn.Module) -> float:
     return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
 
 
-def _broadcast(obj: T) -> T:
-    """Send a picklable object from rank 0 to every rank (identity with one process)."""
-    if distributed.world_size() == 1:
-        return obj
-    holder = [obj]
-    dist.broadcast_object_list(holder, src=0)
-    return holder[0]
+def _rollout_logprobs(chunk: Sequence[TrainItem], width: int) -> torch.Tensor | None:
+    """[B, width] log-probs the engine gave each sampled response token (0 in padding), or None when a
+    sample with a response has none (e.g. the transformers backend without log-probs)."""
+    rows = []
+    for item in chunk:
+        length = len(item.student_ids) - item.student_start
+        if length and (item.rollout_logprobs is None or len(item.rollout_logprobs) != length):
+            return None
+        rows.append(list(item.rollout_logprobs or []))
+    out = torch.zeros((len(chunk), width), dtype=torch.float32)
+    for row, values in enumerate(rows):
+        out[row, :len(values)] = torch.tensor(values, dtype=torch.float32)
+    return out
 
 
 def _any_rank(flag: bool) -> bool:
     """Whether ``flag`` is true on at least one rank (every rank gets the same answer)."""
-    if distributed.world_size() == 1:
-        return flag
-    value = torch.tensor([int(flag)], dtype=torch.int64)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+    return bool(distributed.all_reduce_cpu([float(flag)], op="max")[0])
 
 
 def _all_reduce_stats(stats: dict[str, float]) -> dict[str, float]:
@@ -649,9 +718,7 @@ def _all_reduce_stats(stats: dict[str, float]) -> dict[str, float]:
     if distributed.world_size() == 1:
         return stats
     keys = sorted(stats)
-    values = torch.tensor([stats[k] for k in keys], dtype=torch.float64)
-    dist.all_reduce(values)
-    out = dict(zip(keys, values.tolist()))
+    out = dict(zip(keys, distributed.all_reduce_cpu([stats[k] for k in keys])))
     for key in _MEAN_KEYS:
         if key in out:
             out[key] /= distributed.world_size()

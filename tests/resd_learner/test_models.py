@@ -53,3 +53,29 @@ def test_smollm2_conversion_is_cached(monkeypatch, tmp_path):
     from transformers import AutoConfig
 
     assert AutoConfig.from_pretrained(str(path)).vocab_size == 49152
+
+
+def test_student_loads_in_bf16_without_an_fp32_copy(tiny_model_dir):
+    from resd_learner.models import load_student
+
+    model = load_student(tiny_model_dir, dtype="bfloat16")
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+
+
+def test_zero3_student_is_partitioned_while_it_loads(tiny_model_dir):
+    """Under ZeRO-3 every parameter is a DeepSpeed partition right after loading (no full copy per rank),
+    and the transformers hook is gone afterwards (a later load is a plain model)."""
+    from transformers import AutoModelForCausalLM
+    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+
+    from resd_learner import distributed
+    from resd_learner.models import load_student
+
+    distributed.init_distributed("gloo")
+    config = distributed.deepspeed_config(zero_stage=3, micro_batch_size=1, grad_accum=1, grad_clip=1.0, bf16=False)
+    model = load_student(tiny_model_dir, dtype="float32", zero3_config=config)
+    params = list(model.parameters())
+    assert params and all(hasattr(p, "ds_id") and p.numel() == 0 for p in params)
+    assert sum(p.ds_numel for p in params) == sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(
+        str(tiny_model_dir)).parameters())
+    assert not is_deepspeed_zero3_enabled()

@@ -229,3 +229,48 @@ def test_ema_update_under_deepspeed_zero3(tmp_path):
     assert result["moved"] > 0
     assert result["hidden"] == [2, 8, 32] and result["head"] == [48, 32]
     assert result["still_partitioned"]
+
+
+def test_ema_reads_the_fp32_master_weights_of_a_bf16_deepspeed_student():
+    """With DeepSpeed bf16 the module holds bf16 copies; the EMA must average the optimizer's fp32
+    masters (official: the FSDP fp32 parameters), which differ from the bf16 copies after a step."""
+    import deepspeed
+
+    from resd_learner import distributed
+
+    distributed.init_distributed("gloo")
+    torch.manual_seed(0)
+    student = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.Linear(16, 4))
+    teacher = EmaTeacher(student, rate=0.5)
+    engine, _, _, _ = deepspeed.initialize(
+        model=student, optimizer=torch.optim.AdamW(student.parameters(), lr=1e-3),
+        config={"train_micro_batch_size_per_gpu": 1, "zero_optimization": {"stage": 2}, "bf16": {"enabled": True},
+                "steps_per_print": 10**9})
+    x = torch.randn(1, 16, dtype=torch.bfloat16)
+    engine.backward(engine(x).float().pow(2).sum())
+    engine.step()
+    reader = distributed.master_param_reader(engine)
+    assert reader is not None
+    before = {n: p.detach().clone() for n, p in teacher.module.named_parameters()}
+    masters = {n: reader(p).float().cpu() for n, p in engine.module.named_parameters()}
+    teacher.update(engine.module, full_param=reader)
+    differs = False
+    for name, param in engine.module.named_parameters():
+        expected = before[name] * 0.5 + masters[name] * 0.5
+        assert torch.equal(teacher.module.get_parameter(name), expected), name
+        differs |= not torch.equal(masters[name], param.detach().float())
+    assert differs  # the bf16 copies are not the masters, so reading them would give another teacher
+    assert distributed.master_param_reader(object()) is None
+    engine.destroy()
+
+
+def test_teacher_forward_under_bf16_autocast_keeps_fp32_weights(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    teacher = EmaTeacher(model, rate=0.1, compute_dtype=torch.bfloat16)
+    hidden, head = teacher.hidden_and_head(torch.tensor([[1, 2, 3, 4]]))
+    assert head.dtype == torch.float32 and {p.dtype for p in teacher.module.parameters()} == {torch.float32}
+    full, _ = EmaTeacher(model, rate=0.1).hidden_and_head(torch.tensor([[1, 2, 3, 4]]))
+    assert not torch.equal(hidden.float(), full)  # the matmuls ran in bf16 ...
+    assert torch.allclose(hidden.float(), full, atol=0.1, rtol=0.05)  # ... to bf16 accuracy

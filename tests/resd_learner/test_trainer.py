@@ -135,6 +135,34 @@ def test_distillation_loss_decreases_on_a_fixed_batch(hf_trainer):
     assert losses[-1] < losses[0] * 0.9 and losses == sorted(losses, reverse=True), losses
 
 
+def test_distillation_loss_carries_the_rollout_correction(hf_trainer):
+    """Sampled-token log-probs far below the trainer's give the cap (2) on every token: twice the loss;
+    without log-probs there is no correction."""
+    import dataclasses
+
+    trainer = hf_trainer
+    samples = trainer._rollout(trainer._batch_tasks(0))
+    items = trainer._build_items(samples, trainer._update_context(samples))
+    trainer.engine.eval()
+    pad = trainer.tokenizer.pad_token_id or 0
+    from resd_learner.batch import gather_positions, pack_student, pack_teacher
+
+    def per_token(chunk):
+        student = pack_student(chunk, pad, trainer.engine.device)
+        teacher = pack_teacher(chunk, pad, trainer.engine.device)
+        with torch.no_grad():
+            hidden, head = trainer.teacher.hidden_and_head(teacher.ids, teacher.attention)
+            return trainer._distill_loss(chunk, student, gather_positions(hidden, teacher.positions), head), student
+
+    plain = [dataclasses.replace(it, rollout_logprobs=None) for it in items]
+    low = [dataclasses.replace(it, rollout_logprobs=[-100.0] * (len(it.student_ids) - it.student_start))
+           for it in items]
+    base, student = per_token(plain)
+    capped, _ = per_token(low)
+    mask = student.mask.bool()
+    assert mask.any() and torch.allclose(capped[mask], 2.0 * base[mask], rtol=1e-5, atol=1e-9)
+
+
 @pytest.mark.parametrize("method,extra", [
     ("sdpo", ()), ("sdpo_ss", ()), ("grpo", ("rollout.n=2",)),
 ])
@@ -155,9 +183,10 @@ def test_baseline_methods_take_a_step(tmp_path, smoke_config_path, method, extra
 def test_zero3_step_matches_zero2(tmp_path, smoke_config_path):
     """One optimizer step on the same batch gives the same loss and weights under ZeRO-3 as under ZeRO-2.
 
-    (ZeRO-3 partitions the tied head, so its loss is formed from the engine's logits; ZeRO-2 uses the
-    hidden-state path: the two must agree. Adam turns rounding-level gradient differences into
-    lr-sized steps, so both use one loss chunk here; chunked = unchunked is tested in test_loss.py.)
+    (Both run the chunked hidden-state loss inside the engine's forward; under ZeRO-3 the tied head is
+    partitioned and registered as an external parameter of the student, so its gradient must come out
+    whole. Adam turns rounding-level gradient differences into lr-sized steps; chunked = unchunked is
+    tested in test_loss.py.)
     """
     import deepspeed
 
@@ -241,6 +270,30 @@ def test_prompt_too_long_to_generate_from_is_a_logged_no_op(tmp_path, smoke_conf
     assert record["optim/skipped"] == 1.0 and record["rollout/response_len_mean"] == 0.0
     after = _weights(trainer)
     assert all(torch.equal(after[k], before[k]) for k in before)
+
+
+def test_plain_torch_engine_step_matches_deepspeed_zero0(tmp_path, smoke_config_path):
+    """The DeepSpeed-free engine (for machines without DeepSpeed) takes the same step as ZeRO-0."""
+    results = {}
+    items = None
+    for engine in ("deepspeed", "torch"):
+        config = _config(smoke_config_path, tmp_path / engine, "rollout.backend=hf", "train.val_every=0",
+                         "distributed.zero_stage=0", f"distributed.engine={engine}")
+        trainer = Trainer(config)
+        trainer.updater.generate = scripted_generate
+        if items is None:
+            samples = trainer._rollout(trainer._batch_tasks(0))
+            items = trainer._build_items(samples, trainer._update_context(samples))
+        stats = trainer._optimize(items, Timer())
+        weights = {n: p.detach().clone() for n, p in trainer.student.named_parameters()}
+        results[engine] = (stats, weights)
+        assert next(trainer.teacher.module.parameters()).device == next(trainer.student.parameters()).device
+        trainer.engine.destroy()
+    (ds, w_ds), (pt, w_pt) = results["deepspeed"], results["torch"]
+    assert pt["loss"] == pytest.approx(ds["loss"], rel=1e-6)
+    assert pt["grad_norm"] == pytest.approx(ds["grad_norm"], rel=1e-5)
+    for name in w_ds:
+        assert torch.allclose(w_ds[name], w_pt[name], atol=1e-6), name
 
 
 def test_run_directory_holds_per_step_records(hf_trainer):

@@ -1,0 +1,105 @@
+"""Streaming the student's weights into the generation engine, bucket by bucket.
+
+After every optimizer step the new student weights go into the rollout engine of each rank that
+has one (every rank in the colocated topology, see :mod:`resd_learner.colocate`). Nothing is
+copied up front:
+
+- ZeRO 0-2: every rank holds the full parameters; they are handed to the engine as they are (the
+  engine copies each into its own storage), so the extra memory of a push is zero.
+- ZeRO-3: the parameters are partitioned. They are gathered ``bucket_numel`` elements at a time
+  (``deepspeed.zero.GatheredParameters`` over a bucket, at least one tensor), handed to the engine
+  and released before the next bucket is gathered, so the extra memory of a push is one bucket
+  (plus what the engine itself buffers; vLLM keeps the tensors of one layer until that layer is
+  complete, and parameters are yielded in module order so layers complete one after another).
+
+The iteration is collective under ZeRO-3: every rank must run it to the end, in the same order,
+even a rank that keeps nothing (``keep=False``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+DEFAULT_BUCKET_NUMEL = 50_000_000
+"""Elements gathered at once under ZeRO-3 (100 MB in bf16); ``distributed.push_bucket_numel``."""
+
+
+def _is_partitioned(param: torch.Tensor) -> bool:
+    return hasattr(param, "ds_id")
+
+
+def _numel(param: torch.Tensor) -> int:
+    return int(param.ds_numel) if _is_partitioned(param) else param.numel()
+
+
+def parameter_buckets(named: list[tuple[str, torch.Tensor]], bucket_numel: int) -> Iterator[list[tuple[str, Any]]]:
+    """``named`` in order, cut into runs of at most ``bucket_numel`` elements (a larger tensor alone)."""
+    if bucket_numel < 1:
+        raise ValueError(f"bucket_numel={bucket_numel!r} must be a positive number of elements")
+    bucket: list[tuple[str, Any]] = []
+    size = 0
+    for name, param in named:
+        numel = _numel(param)
+        if bucket and size + numel > bucket_numel:
+            yield bucket
+            bucket, size = [], 0
+        bucket.append((name, param))
+        size += numel
+    if bucket:
+        yield bucket
+
+
+@contextlib.contextmanager
+def _gathered(params: list[torch.Tensor]) -> Iterator[None]:
+    """Full values of ZeRO-3 partitioned parameters inside the block (read only); no-op otherwise."""
+    if not any(_is_partitioned(p) for p in params):
+        yield
+        return
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+        yield
+
+
+def iter_full_parameters(module: nn.Module, bucket_numel: int = DEFAULT_BUCKET_NUMEL, *,
+                         keep: bool = True) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(name, full value)`` of every parameter of ``module`` (tied ones once), in module order.
+
+    A yielded tensor is the parameter itself (detached, no copy) and must be consumed, i.e. copied,
+    before the iteration moves on: under ZeRO-3 its bucket is released when the next one is gathered.
+    With ``keep=False`` the buckets are still gathered (a collective) but nothing is yielded.
+    """
+    named = [(name, param) for name, param in module.named_parameters()]
+    for bucket in parameter_buckets(named, bucket_numel):
+        with _gathered([param for _, param in bucket]):
+            if keep:
+                for name, param in bucket:
+                    yield name, param.detach()
+
+
+def push_weights(backend: Any, module: nn.Module, bucket_numel: int = DEFAULT_BUCKET_NUMEL) -> None:
+    """Stream ``module``'s parameters into ``backend`` (collective under ZeRO-3: call on every rank).
+
+    ``backend`` None (a rank without an engine) still takes part in the gathers. An in-process vLLM
+    engine (a backend with an ``llm``) reads the stream lazily through ``reload_weights``, so only
+    one bucket is gathered at a time; any other backend gets the list of all pairs (the transformers
+    fallback copies them into its own model).
+    """
+    stream = iter_full_parameters(module, bucket_numel, keep=backend is not None)
+    if backend is None:
+        for _ in stream:
+            pass
+        return
+    llm = getattr(backend, "llm", None)
+    if llm is not None and hasattr(llm, "collective_rpc"):
+        llm.collective_rpc("reload_weights", kwargs={"weights_iterator": stream})
+        reset = getattr(llm, "reset_prefix_cache", None)
+        if callable(reset):
+            reset()
+        return
+    backend.push_weights(list(stream))
