@@ -177,11 +177,12 @@ class Trainer:
         self.fail_after_step = fail_after_step
         if distributed.is_main():
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.records = RunRecords(self.run_dir) if distributed.is_main() else None
         self.global_step = 0
         self.next_batch = 0
         distributed.init_distributed(config.distributed.backend, config.distributed.master_port,
                                      config.distributed.timeout_minutes)
+        # after init: is_main() reads the process group, and only rank 0 writes the step records
+        self.records = RunRecords(self.run_dir) if distributed.is_main() else None
         self._seed_everything(config.train.seed)
         self.model_dir = resolve_model_path(config.model.path, config.model.cache_dir)
         self.tokenizer = load_tokenizer(self.model_dir)
