@@ -104,7 +104,10 @@ class PartitionedEmaTeacher:
         self.updates = 0
         with torch.random.fork_rng(devices=[]), deepspeed.zero.Init(
                 config_dict_or_path=TEACHER_ZERO3_CONFIG):  # no bf16/fp16 in it: fp32 partitions
-            lm = type(student)(student.config)
+            with _no_init_weights():  # the partitions are overwritten from the student's next
+                lm = type(student)(student.config)
+            if hasattr(lm, "tie_weights"):
+                lm.tie_weights()
         self.device = next(iter(lm.parameters())).ds_tensor.device
         """Where this rank's partitions live (DeepSpeed's accelerator device, as for the student)."""
         if {p.ds_tensor.dtype for p in lm.parameters()} != {self.dtype}:
@@ -255,6 +258,15 @@ class PartitionedEmaTeacher:
                 param.ds_tensor.copy_(parts[name])
         self.calls = int(state["calls"])
         self.updates = int(state["updates"])
+
+
+def _no_init_weights() -> Any:
+    """transformers' context that skips the random initialisation of a model being built."""
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # older transformers
+        from transformers.modeling_utils import no_init_weights
+    return no_init_weights()
 
 
 def _check_same_partition(name: str, teacher: torch.Tensor, student: torch.Tensor) -> None:
