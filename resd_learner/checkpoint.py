@@ -5,6 +5,8 @@ Layout of ``RUN_DIR/checkpoints/step_<N>/``:
 - ``model/``: the student in transformers format (+ tokenizer), usable by ``resd-eval`` and vLLM;
 - ``deepspeed/``: the engine state (weights, AdamW moments, LR schedule), written by DeepSpeed;
 - ``state.pt``: torch-pickled extras: the EMA teacher, the RNG states (python, numpy, torch);
+- ``rank_<r>.pt``: per-rank torch-pickled extras, written by every rank (the ZeRO-3 teacher's partitions);
+  resuming them needs the same number of ranks, as DeepSpeed's own ZeRO checkpoints do;
 - ``state.json``: JSON extras: stream position, step counters, the context updater (playbook, solution
   buffer, its RNG).
 
@@ -131,8 +133,11 @@ def latest_checkpoint(root: str | Path) -> Path | None:
 
 
 def save_checkpoint(root: str | Path, step: int, engine: Any, *, tokenizer: Any, torch_state: dict[str, Any],
-                    json_state: dict[str, Any], keep: int = 1) -> Path:
-    """Write checkpoint ``step`` atomically (collective: call on every rank) and prune old ones."""
+                    json_state: dict[str, Any], keep: int = 1, rank_state: dict[str, Any] | None = None) -> Path:
+    """Write checkpoint ``step`` atomically (collective: call on every rank) and prune old ones.
+
+    ``rank_state`` (given on every rank or on none) is this rank's own extras, saved as ``rank_<r>.pt``.
+    """
     root = Path(root)
     final = root / f"step_{step}"
     tmp = root / f".tmp-step_{step}"
@@ -143,6 +148,9 @@ def save_checkpoint(root: str | Path, step: int, engine: Any, *, tokenizer: Any,
     distributed.barrier()
     engine.save_checkpoint(str(tmp / "deepspeed"), tag=DS_TAG)
     weights = distributed.full_state_dict(engine)
+    if rank_state is not None:
+        torch.save(rank_state, tmp / f"rank_{distributed.rank()}.pt")
+        distributed.barrier()  # every rank's file is in place before the directory is renamed
     if distributed.is_main():
         engine.module.save_pretrained(str(tmp / "model"), state_dict=weights)
         tokenizer.save_pretrained(str(tmp / "model"))
@@ -158,7 +166,8 @@ def save_checkpoint(root: str | Path, step: int, engine: Any, *, tokenizer: Any,
 
 
 def load_checkpoint(path: str | Path, engine: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Restore the engine from ``path`` and return its (torch_state, json_state) extras."""
+    """Restore the engine from ``path`` and return its (torch_state, json_state) extras; this rank's
+    ``rank_<r>.pt`` extras, when the checkpoint has them, are ``torch_state["rank_state"]``."""
     path = Path(path)
     if not (path / "state.json").is_file():
         raise FileNotFoundError(f"{path} is not a complete checkpoint (no state.json); pick another step_<N>")
@@ -167,5 +176,11 @@ def load_checkpoint(path: str | Path, engine: Any) -> tuple[dict[str, Any], dict
     if load_path is None:
         raise FileNotFoundError(f"DeepSpeed found no engine state under {path / 'deepspeed'}")
     torch_state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
+    rank_file = path / f"rank_{distributed.rank()}.pt"
+    if rank_file.is_file():
+        torch_state["rank_state"] = torch.load(rank_file, map_location="cpu", weights_only=False)
+    elif any(path.glob("rank_*.pt")):
+        raise FileNotFoundError(f"{path} has per-rank state but none for rank {distributed.rank()}; resume "
+                                "with the number of ranks that wrote it")
     json_state = json.loads((path / "state.json").read_text(encoding="utf-8"))
     return torch_state, json_state

@@ -17,7 +17,9 @@ which is what the released official code effectively does (its update is never t
 DeepSpeed ZeRO-3: when the student's parameters are partitioned (they carry ``ds_id``), the full
 values are gathered bucket by bucket with ``deepspeed.zero.GatheredParameters`` both when the copy is
 made and at each update. Every rank must therefore call the constructor and ``update`` together, and
-every rank holds a full, unpartitioned teacher (sharding the teacher itself is not implemented).
+every rank holds a full, unpartitioned teacher. The trainer uses
+:class:`resd_learner.partitioned_teacher.PartitionedEmaTeacher` under ZeRO-3 instead, which is
+partitioned like the student.
 """
 
 from __future__ import annotations

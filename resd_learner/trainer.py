@@ -92,6 +92,7 @@ from resd_learner.records import RunRecords, collect_step_records
 from resd_learner.schedule import GrpoSwitch
 from resd_learner.seeding import derive_seed
 from resd_learner.task_sources import make_task_source
+from resd_learner.partitioned_teacher import PartitionedEmaTeacher
 from resd_learner.teacher import EmaTeacher
 from resd_learner.types import Sample, Task
 
@@ -251,13 +252,18 @@ class Trainer:
         if cfg.model.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         model.config.use_cache = False
-        self.teacher: EmaTeacher | None = None
+        self.teacher: EmaTeacher | PartitionedEmaTeacher | None = None
         if cfg.method.uses_teacher:
             # the teacher lives where the student computes (the engine moves the student there next)
             # its weights and EMA stay fp32; with a bf16 student its forward runs under bf16 autocast
-            self.teacher = EmaTeacher(model, rate=cfg.teacher.rate, update_every=cfg.teacher.update_every,
-                                      device=distributed.device(),
-                                      compute_dtype=torch.bfloat16 if cfg.model.dtype == "bfloat16" else None)
+            # under ZeRO-3 it is partitioned like the student (local EMA, layer-by-layer gathered forward)
+            compute = torch.bfloat16 if cfg.model.dtype == "bfloat16" else None
+            if stage == 3:
+                self.teacher = PartitionedEmaTeacher(model, rate=cfg.teacher.rate,
+                                                     update_every=cfg.teacher.update_every, compute_dtype=compute)
+            else:
+                self.teacher = EmaTeacher(model, rate=cfg.teacher.rate, update_every=cfg.teacher.update_every,
+                                          device=distributed.device(), compute_dtype=compute)
         self.student: PreTrainedModel = install_distillation_forward(model)
         """The Hugging Face student the engine wraps (under ZeRO-3 its parameters are partitions)."""
         self.engine, self.optimizer, self.scheduler = distributed.build_engine(
@@ -375,7 +381,10 @@ class Trainer:
             if self.teacher is not None:
                 with timer("ema"):
                     # from the fp32 master weights when the engine keeps bf16 module copies
-                    self.teacher.update(self.student, full_param=distributed.master_param_reader(self.engine))
+                    if isinstance(self.teacher, PartitionedEmaTeacher):  # local fp32 master partitions
+                        self.teacher.update(self.student)
+                    else:
+                        self.teacher.update(self.student, full_param=distributed.master_param_reader(self.engine))
             with timer("sync"):
                 self._push_weights()
         else:
@@ -646,7 +655,9 @@ class Trainer:
     # -- checkpoints ------------------------------------------------------------------------------
     def save(self) -> Path:
         """Checkpoint at the current outer-batch boundary (collective)."""
-        torch_state = {"rng": ckpt.capture_rng(), "teacher": self.teacher.state_dict() if self.teacher else None}
+        partitioned = isinstance(self.teacher, PartitionedEmaTeacher)
+        teacher_state = self.teacher.state_dict() if self.teacher else None
+        torch_state = {"rng": ckpt.capture_rng(), "teacher": None if partitioned else teacher_state}
         json_state = {"global_step": self.global_step, "next_batch": self.next_batch,
                       "num_batches": self.num_batches,
                       "context": self.updater.state_dict() if self.updater is not None and distributed.is_main()
@@ -654,14 +665,17 @@ class Trainer:
                       "schedule": self.schedule.state_dict() if self.schedule is not None else None}
         return ckpt.save_checkpoint(self.run_dir / "checkpoints", self.global_step, self.engine,
                                     tokenizer=self.tokenizer, torch_state=torch_state, json_state=json_state,
-                                    keep=self.config.train.keep_checkpoints)
+                                    keep=self.config.train.keep_checkpoints,
+                                    rank_state={"teacher": teacher_state} if partitioned else None)
 
     def _resume(self, path: Path) -> None:
         torch_state, json_state = ckpt.load_checkpoint(path, self.engine)
         self.global_step = int(json_state["global_step"])
         self.next_batch = int(json_state["next_batch"])
-        if self.teacher is not None and torch_state.get("teacher") is not None:
-            self.teacher.load_state_dict(torch_state["teacher"])
+        teacher_state = (torch_state.get("rank_state") or {}).get("teacher") \
+            if isinstance(self.teacher, PartitionedEmaTeacher) else torch_state.get("teacher")
+        if self.teacher is not None and teacher_state is not None:
+            self.teacher.load_state_dict(teacher_state)
         if self.updater is not None and json_state.get("context") is not None:
             self.updater.load_state_dict(json_state["context"])
         ckpt.restore_rng(torch_state["rng"])
