@@ -24,7 +24,6 @@ partitioned like the student.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -33,6 +32,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from resd_learner.weight_sync import gathered, is_partitioned
 
 GATHER_BUCKET_NUMEL = 50_000_000
 """Parameters are gathered under ZeRO-3 in buckets of at most this many elements (one tensor minimum)."""
@@ -142,7 +143,7 @@ class EmaTeacher:
                 f"{missing}, unexpected {extra}; update the teacher from the module it was copied from"
             )
         for name, param in student.items():
-            shape = tuple(param.ds_shape) if _is_partitioned(param) else tuple(param.shape)
+            shape = tuple(param.ds_shape) if is_partitioned(param) else tuple(param.shape)
             if shape != tuple(self._params[name].shape):
                 raise ValueError(
                     f"parameter {name!r} has shape {shape} in the student but "
@@ -158,7 +159,7 @@ class EmaTeacher:
                 self.updates += 1
                 return
         for names in _buckets(student):
-            with _gathered([student[name] for name in names]):
+            with gathered([student[name] for name in names]):
                 for name in names:
                     if self.rate:
                         self._average(self._params[name], student[name])
@@ -238,28 +239,12 @@ def _unwrap(module: nn.Module) -> nn.Module:
     return module
 
 
-def _is_partitioned(param: torch.Tensor) -> bool:
-    return hasattr(param, "ds_id")
-
-
-@contextlib.contextmanager
-def _gathered(params: list[torch.Tensor]) -> Iterator[None]:
-    """Gather ZeRO-3 partitioned parameters for reading; a no-op for ordinary tensors."""
-    if not any(_is_partitioned(p) for p in params):
-        yield
-        return
-    import deepspeed
-
-    with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
-        yield
-
-
 def _buckets(named: dict[str, torch.Tensor]) -> Iterator[list[str]]:
     """Parameter names in order, grouped so that each group holds at most GATHER_BUCKET_NUMEL elements."""
     bucket: list[str] = []
     size = 0
     for name, param in named.items():
-        numel = param.ds_numel if _is_partitioned(param) else param.numel()
+        numel = param.ds_numel if is_partitioned(param) else param.numel()
         if bucket and size + numel > GATHER_BUCKET_NUMEL:
             yield bucket
             bucket, size = [], 0
@@ -280,7 +265,7 @@ def _detached_copy(student: nn.Module, dtype: torch.dtype, device: torch.device 
     named = dict(student.named_parameters())
     with torch.no_grad():
         for names in _buckets(named):
-            with _gathered([named[name] for name in names]):
+            with gathered([named[name] for name in names]):
                 for name in names:
                     param = named[name]
                     value = param.detach().to(device=device or param.device, dtype=dtype, copy=True)

@@ -29,12 +29,13 @@ DEFAULT_BUCKET_NUMEL = 50_000_000
 """Elements gathered at once under ZeRO-3 (100 MB in bf16); ``distributed.push_bucket_numel``."""
 
 
-def _is_partitioned(param: torch.Tensor) -> bool:
+def is_partitioned(param: torch.Tensor) -> bool:
+    """Whether ``param`` is a ZeRO-3 partitioned parameter (its full value lives on several ranks)."""
     return hasattr(param, "ds_id")
 
 
 def _numel(param: torch.Tensor) -> int:
-    return int(param.ds_numel) if _is_partitioned(param) else param.numel()
+    return int(param.ds_numel) if is_partitioned(param) else param.numel()
 
 
 def parameter_buckets(named: list[tuple[str, torch.Tensor]], bucket_numel: int) -> Iterator[list[tuple[str, Any]]]:
@@ -55,9 +56,9 @@ def parameter_buckets(named: list[tuple[str, torch.Tensor]], bucket_numel: int) 
 
 
 @contextlib.contextmanager
-def _gathered(params: list[torch.Tensor]) -> Iterator[None]:
+def gathered(params: list[torch.Tensor]) -> Iterator[None]:
     """Full values of ZeRO-3 partitioned parameters inside the block (read only); no-op otherwise."""
-    if not any(_is_partitioned(p) for p in params):
+    if not any(is_partitioned(p) for p in params):
         yield
         return
     import deepspeed
@@ -76,7 +77,7 @@ def iter_full_parameters(module: nn.Module, bucket_numel: int = DEFAULT_BUCKET_N
     """
     named = [(name, param) for name, param in module.named_parameters()]
     for bucket in parameter_buckets(named, bucket_numel):
-        with _gathered([param for _, param in bucket]):
+        with gathered([param for _, param in bucket]):
             if keep:
                 for name, param in bucket:
                     yield name, param.detach()
