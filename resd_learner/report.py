@@ -29,7 +29,7 @@ from typing import Any
 from resd_learner.records import read_records
 from resd_learner.selection import read_jsonl, saved_checkpoints, select_checkpoint
 
-#: Figure file -> (title, key prefixes, row kind). Keys are the flat names L3's trainer logs.
+#: Figure file -> (title, key prefixes, row kind). Keys are the flat metric names the trainer logs.
 FIGURES: dict[str, tuple[str, tuple[str, ...], str]] = {
     "val_metrics.png": ("Validation accuracy", ("val/",), "val"),
     "reward.png": ("Rollout reward", ("rollout/",), "train"),

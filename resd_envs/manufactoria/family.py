@@ -182,10 +182,10 @@ class ManufactoriaHasFamily(TaskFamily):
         return Evaluation(
             test_results=tuple(results),
             error_type="wrong_answer" if failed else None,
-            feedback=_cap(text, max_chars),
+            feedback=cap_text(text, max_chars),
             num_tests=scored_count,
             extra=extra,
-            privileged_feedback=_cap(privileged, max_chars),
+            privileged_feedback=cap_text(privileged, max_chars),
         )
 
     def _scored_tests(
@@ -231,10 +231,10 @@ class ManufactoriaHasFamily(TaskFamily):
         return Evaluation(
             test_results=(),
             error_type="no_code" if no_code else "parse_error",
-            feedback=_cap(text, max_chars),
+            feedback=cap_text(text, max_chars),
             num_tests=num_tests,
             extra=extra,
-            privileged_feedback=_cap(privileged, max_chars),
+            privileged_feedback=cap_text(privileged, max_chars),
         )
 
     def reference_response(self, task: Task) -> str:
@@ -282,13 +282,3 @@ def _message(tape: str, expected: bool, outcome: RunResult) -> str:
     got = outcome.result + (f" ({outcome.rejection})" if outcome.rejection else "")
     status = "ok" if outcome.accepted == expected else "FAIL"
     return f"{status}: tape {fb.show_tape(tape, 24)} expected {fb.verdict(expected)}, got {got}"
-
-
-def _cap(text: str, max_chars: int) -> str:
-    """``cap_text`` that never exceeds ``max_chars`` (its marker can gain a digit after it sizes the cut)."""
-    budget = max_chars
-    out = cap_text(text, budget)
-    while max_chars > 0 and len(out) > max_chars and budget > 1:
-        budget -= 1
-        out = cap_text(text, budget)
-    return out

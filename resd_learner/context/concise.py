@@ -1,4 +1,4 @@
-"""Concise: prune the playbook (paper Appendix D; official behaviour in resd-official.md §5).
+"""Concise: prune the playbook (paper Appendix D; official behaviour in docs/official-defaults.md §5).
 
 Owns the two removal strategies and the trigger rule; it mutates a :class:`Playbook` and returns what
 it removed, with the reason. It draws randomness only from the ``random.Random`` it is given, so the

@@ -1,7 +1,7 @@
 """Configuration of the context updater (reflect, curate, concise, solution buffer).
 
 Owns only the :class:`ContextConfig` dataclass and its validation. Defaults follow the official RESD
-scripts (resd-official.md §5, §9): a global playbook, concise every 4 updates, post-curation concise on,
+scripts (docs/official-defaults.md §5, §9): a global playbook, concise every 4 updates, post-curation concise on,
 success tagging on, every failure curated, no content de-duplication. The per-task budget and concise method are set by the run
 configs (200/staleness Manufactoria, 120/staleness BouncingSim-Easy and Finer, 150/prioritized
 BouncingSim-Medium).

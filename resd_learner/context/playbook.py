@@ -4,7 +4,7 @@ Owns the entry data structure, id allocation, section handling, tagging, renderi
 the statistics shown to the curator, and (de)serialisation. It does not decide *what* to add or
 remove (see ``curate.py`` and ``concise.py``).
 
-Sections and id slugs follow the official code (resd-official.md §5): seven sections, ids
+Sections and id slugs follow the official code (docs/official-defaults.md §5): seven sections, ids
 ``<slug>-<5-digit counter>`` with one counter for the whole playbook that is never reused.
 
 Clocks: ``created_step`` is the trainer step that added the entry (for reports). ``created_update``

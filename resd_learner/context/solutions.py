@@ -1,7 +1,7 @@
 """The solution buffer and the choice of a demonstration for the teacher prompt.
 
 Owns :class:`SolutionBuffer` (example id → one raw successful response) and
-:func:`choose_demonstration`. Behaviour follows the official code (resd-official.md §5): for every
+:func:`choose_demonstration`. Behaviour follows the official code (docs/official-defaults.md §5): for every
 example with a success in the current step, the *first* successful response of that step is stored,
 replacing any earlier one; nothing is evicted. Responses are stored raw (thinking included) and
 thinking is stripped only when a demonstration is handed out.

@@ -4,7 +4,7 @@ Owns the order of operations, the step counters and the history events; the piec
 ``concise.py``, ``reflect.py``, ``curate.py``, ``playbook.py`` and ``solutions.py``. One global playbook
 is shared by all prompts (the paper's and the official scripts' mode).
 
-Order inside :meth:`ContextUpdater.update` (the official code's order, resd-official.md §1, §5):
+Order inside :meth:`ContextUpdater.update` (the official code's order, docs/official-defaults.md §1, §5):
 
 1. concise, if the frequency or the limit trigger fires (budget enforced only for the limit trigger);
 2. reflect: one reflector prompt per failed sample, all in ONE ``generate`` call;
