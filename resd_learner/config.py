@@ -28,6 +28,7 @@ from typing import Any, Literal
 import yaml
 
 from resd_learner.context import ContextConfig
+from resd_learner.warm_start import WarmStartConfig
 from resd_learner.loss import LossConfig
 from resd_learner.teacher import TeacherConfig
 
@@ -365,6 +366,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
 
     def problems(self) -> list[str]:
         """Problems that involve more than one section (conflicting options)."""

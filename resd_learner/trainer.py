@@ -59,7 +59,9 @@ from resd_learner.metrics import MetricsLogger, truncate_jsonl
 from resd_learner.models import load_tokenizer, resolve_model_path
 from resd_learner.rollout import collect_samples, make_backend
 from resd_learner.schedule import GrpoSwitch
+from resd_learner.summary import print_run_summary, record_val_scores
 from resd_learner.types import Sample, Task
+from resd_learner.warm_start import warm_started_model
 
 PHASES = ("rollout", "context", "teacher", "loss", "optim", "ema", "sync")
 
@@ -280,6 +282,9 @@ class Trainer:
         distributed.init_distributed(config.distributed.backend, config.distributed.master_port)
         self._seed_everything(config.train.seed)
         self.model_dir = resolve_model_path(config.model.path, config.model.cache_dir)
+        self.model_dir = warm_started_model(self.model_dir, config.warm_start, env_id=config.env.id,
+                                            train_split=config.env.train_split, num_train=config.env.num_train,
+                                            family_kwargs=dict(config.env.kwargs), cache_dir=config.model.cache_dir)
         self.tokenizer = load_tokenizer(self.model_dir)
         self.source = make_task_source(config.env)
         self.train_tasks = self.source.tasks(config.env.train_split, config.env.num_train)
@@ -367,7 +372,7 @@ class Trainer:
             self._resume(Path(resume_from))
         elif distributed.is_main():
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            for name in ("metrics.jsonl", "playbook_history.jsonl"):
+            for name in ("metrics.jsonl", "playbook_history.jsonl", "val_scores.jsonl"):
                 (self.run_dir / name).unlink(missing_ok=True)
         if distributed.is_main():
             (self.run_dir / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
@@ -393,6 +398,8 @@ class Trainer:
                 self._after_batch()
         finally:
             self.logger.close()
+        if distributed.is_main():
+            print_run_summary(self.run_dir)
         return last
 
     def _batch_tasks(self, index: int) -> list[Task]:
@@ -685,6 +692,7 @@ class Trainer:
             n = cfg.eval.n
             per_task = [[float(s.score.passed) for s in samples[i * n:(i + 1) * n]] for i in range(len(self.val_tasks))]
             per_case = [[float(s.score.score) for s in samples[i * n:(i + 1) * n]] for i in range(len(self.val_tasks))]
+            record_val_scores(self.run_dir, self.global_step, [t.example_id for t in self.val_tasks], per_case)
             metrics = summarize({"per_task": per_task, "per_test_case": per_case}, n=n)
             values = {f"val/{k}": v for k, v in metrics.items()}
             values["val/reward_mean"] = float(np.mean([s.reward for s in samples]))
@@ -725,7 +733,7 @@ class Trainer:
             else:
                 self._write_phase_file()
         if distributed.is_main():
-            for name in ("metrics.jsonl", "playbook_history.jsonl"):
+            for name in ("metrics.jsonl", "playbook_history.jsonl", "val_scores.jsonl"):
                 truncate_jsonl(self.run_dir / name, self.global_step)
             if self.updater is not None:
                 (self.run_dir / "playbook.md").write_text(self.updater.playbook.render(), encoding="utf-8")
