@@ -28,6 +28,7 @@ import json
 import math
 import random
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -137,6 +138,7 @@ def train_format(
     rng = random.Random(config.seed)
     losses: list[float] = []
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    total = config.epochs * math.ceil(len(encoded) / config.batch_size)
     for _ in range(config.epochs):
         rng.shuffle(order)
         for first in range(0, len(order), config.batch_size):
@@ -150,12 +152,14 @@ def train_format(
                 ids[row, :len(seq)] = torch.tensor(seq)
                 labels[row, len(p):len(seq)] = torch.tensor(t)
                 mask[row, :len(seq)] = 1
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss = _target_loss(model, ids, mask, labels)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             losses.append(float(loss.detach()))
+            print(f"warm start: step {len(losses)}/{total} loss {losses[-1]:.3f} "
+                  f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
     model.config.use_cache = True
     model.save_pretrained(str(out_dir), safe_serialization=True)
     tokenizer.save_pretrained(str(out_dir))
@@ -165,6 +169,21 @@ def train_format(
         "loss_last": losses[-1] if losses else math.nan,
         "seconds": time.perf_counter() - start,
     }
+
+
+def _target_loss(model: Any, ids: Any, mask: Any, labels: Any) -> Any:
+    """Mean next-token cross-entropy on the labelled positions only.
+
+    The output head runs on those positions alone (not on every prompt token), which saves most of
+    the memory and a fifth of the compute of a full ``model(labels=...)`` call on a 49k vocabulary.
+    """
+    import torch
+
+    hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+    targets = labels[:, 1:]
+    chosen = targets != -100
+    logits = model.get_output_embeddings()(hidden[:, :-1][chosen])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[chosen])
 
 
 def warm_started_model(

@@ -71,3 +71,18 @@ def test_tiny_model_is_warm_started_once_then_reused(tmp_path: Path) -> None:
                                cache_dir=tmp_path / "cache")
     assert again == out and (out / "warm_start.json").stat().st_mtime_ns == mtime
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_target_loss_equals_the_full_causal_lm_loss(tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from resd_learner.models import resolve_model_path
+    from resd_learner.warm_start import _target_loss
+
+    model = AutoModelForCausalLM.from_pretrained(str(resolve_model_path("tiny", tmp_path / "cache")))
+    ids = torch.tensor([[5, 6, 7, 8, 9, 0], [5, 6, 7, 8, 9, 10]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]])
+    labels = torch.tensor([[-100, -100, -100, 8, 9, -100], [-100, -100, 7, 8, 9, 10]])
+    full = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    assert torch.allclose(_target_loss(model, ids, mask, labels), full, atol=1e-5)
