@@ -12,7 +12,7 @@ from typing import Any
 import gymnasium
 
 from resd_envs.core.family import TaskFamily, check_keywords
-from resd_envs.core.results import FEEDBACK_DETAILS, REWARD_MODES, VerifyResult
+from resd_envs.core.results import VerifyResult, check_scoring_options
 from resd_envs.errors import ConfigError
 from resd_envs.pool import VerifyPoolError, discard_pool, shared_pool
 from resd_envs.registration import ENVS, env_entry, load_object, normalize_env_id, register_envs
@@ -119,10 +119,7 @@ def verify(
     """
     if len(task_ids) != len(responses):
         raise ConfigError(f"verify got {len(task_ids)} task ids but {len(responses)} responses; pass one of each")
-    if reward_mode not in REWARD_MODES:
-        raise ConfigError(f"reward_mode={reward_mode!r}: use one of {', '.join(REWARD_MODES)}")
-    if feedback not in FEEDBACK_DETAILS:
-        raise ConfigError(f"feedback={feedback!r}: use one of {', '.join(FEEDBACK_DETAILS)}")
+    check_scoring_options(reward_mode, feedback, max_feedback_chars)
     fam = family(env_id, _where="verify()", _also=VERIFY_KEYWORDS, **family_kwargs)
     for task_id in task_ids:  # fail fast, in the caller, on unknown ids
         fam.task_by_id(str(task_id))

@@ -1,7 +1,13 @@
 """resd_learner: the Reflection-Enhanced Self-Distillation (RESD) trainer and its baselines.
 
-Heavy dependencies (torch, transformers, deepspeed, vllm) are imported lazily by the modules that
-need them; install them with ``pip install 'resd[learner]'`` (after ``pip install torch``).
+Importing the package itself loads nothing but this file. Its submodules import what they use at
+module level: ``config`` (and so every module that reads a config) loads torch, ``trainer`` also
+transformers and DeepSpeed, and vLLM is imported only when a vLLM generation backend is built.
+Install the learner with ``pip install 'resd[learner]'`` (after ``pip install torch``).
+
+Layout: ``task_sources`` (prompts, rewards, feedback from an env) → ``rollout`` (generation) →
+``context`` (playbook, reflections, solution buffer) → ``batch`` (teacher sequences, packing) →
+``teacher`` / ``loss`` → ``trainer`` (the loop); ``evaluate`` and ``report`` read runs.
 """
 
 __version__ = "0.1.0"

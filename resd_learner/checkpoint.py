@@ -23,17 +23,81 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from resd_learner import distributed
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 DS_TAG = "state"
 
+RUN_MARKERS = ("config.yaml", "metrics.jsonl", "checkpoints", "records")
+"""Files whose presence makes a directory a resd-learn run directory."""
+
+
+class RunDirExistsError(FileExistsError):
+    """A new run would write into a directory that already holds a run (or other files)."""
+
+
+def holds_run(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds (part of) a resd-learn run: a config, metrics or checkpoints."""
+    root = Path(run_dir)
+    return any((root / name).exists() for name in RUN_MARKERS)
+
+
+def check_new_run_dir(run_dir: str | Path, *, overwrite: bool = False) -> bool:
+    """The read-only part of :func:`prepare_new_run_dir`: raise where it would refuse; return whether
+    it would delete an existing run (``overwrite`` given and ``run_dir`` holds one)."""
+    root = Path(run_dir)
+    if root.exists() and not root.is_dir():
+        raise RunDirExistsError(f"train.run_dir={root} is a file; choose a directory for the run's outputs")
+    if not root.is_dir() or not any(root.iterdir()):
+        return False
+    if not holds_run(root):
+        raise RunDirExistsError(f"train.run_dir={root} is not empty and holds no resd-learn run; choose an empty "
+                                "or new directory (nothing was deleted)")
+    if not overwrite:
+        raise RunDirExistsError(f"train.run_dir={root} already holds a run; pass --overwrite to delete it and start "
+                                f"again, or --resume {root} to continue it (nothing was deleted)")
+    return True
+
+
+def prepare_new_run_dir(run_dir: str | Path, *, overwrite: bool = False) -> None:
+    """Make sure a *new* run may write into ``run_dir``; never deletes anything unless ``overwrite``.
+
+    - missing or empty directory: fine (it is created);
+    - a run directory: refused with :class:`RunDirExistsError` naming ``--overwrite`` and ``--resume``;
+      with ``overwrite`` its whole content is deleted first;
+    - a non-empty directory that is not a run directory: refused (even with ``overwrite``), so that a
+      mistyped ``train.run_dir`` cannot delete unrelated files.
+    """
+    root = Path(run_dir)
+    if not check_new_run_dir(root, overwrite=overwrite):
+        root.mkdir(parents=True, exist_ok=True)
+        return
+    for child in root.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def finished_run(run_dir: str | Path) -> tuple[int, Path] | None:
+    """``(global step, checkpoint)`` when the newest checkpoint of ``run_dir`` ends its stream, else None.
+
+    Reads only ``state.json`` (no model is loaded).
+    """
+    checkpoint = latest_checkpoint(Path(run_dir) / "checkpoints")
+    if checkpoint is None:
+        return None
+    state = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
+    done, total = state.get("next_batch"), state.get("num_batches")
+    if done is None or total is None or int(done) < int(total):
+        return None
+    return int(state.get("global_step", 0)), checkpoint
+
 
 def capture_rng() -> dict[str, Any]:
     """The process's RNG states (python, numpy, torch CPU, and CUDA when present)."""
-    import torch
-
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -41,8 +105,6 @@ def capture_rng() -> dict[str, Any]:
 
 
 def restore_rng(state: dict[str, Any]) -> None:
-    import torch
-
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
@@ -71,8 +133,6 @@ def latest_checkpoint(root: str | Path) -> Path | None:
 def save_checkpoint(root: str | Path, step: int, engine: Any, *, tokenizer: Any, torch_state: dict[str, Any],
                     json_state: dict[str, Any], keep: int = 1) -> Path:
     """Write checkpoint ``step`` atomically (collective: call on every rank) and prune old ones."""
-    import torch
-
     root = Path(root)
     final = root / f"step_{step}"
     tmp = root / f".tmp-step_{step}"
@@ -99,8 +159,6 @@ def save_checkpoint(root: str | Path, step: int, engine: Any, *, tokenizer: Any,
 
 def load_checkpoint(path: str | Path, engine: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """Restore the engine from ``path`` and return its (torch_state, json_state) extras."""
-    import torch
-
     path = Path(path)
     if not (path / "state.json").is_file():
         raise FileNotFoundError(f"{path} is not a complete checkpoint (no state.json); pick another step_<N>")

@@ -6,6 +6,10 @@ Examples::
     resd-learn --config configs/manufactoria_has_resd.yaml train.batch_size=8 optim.lr=2e-6
     resd-learn --config configs/smoke.yaml --print-config
     resd-learn --resume runs/quickstart            # continue from the newest checkpoint
+    resd-learn --config configs/smoke.yaml --overwrite   # delete runs/smoke and start again
+
+A new run never writes into a directory that already holds a run unless ``--overwrite`` is given;
+``--resume`` of a finished run says so and exits without loading a model.
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from resd_learner.config import ConfigError, apply_overrides, config_from_dict, dump_yaml, load_config
+import yaml
+
+from resd_learner import distributed
+from resd_learner.checkpoint import RunDirExistsError, check_new_run_dir, finished_run, latest_checkpoint
+from resd_learner.config import RunConfig, RunConfigError, apply_overrides, config_from_dict, dump_yaml, load_config
+from resd_learner.models import model_path_problem
+from resd_learner.task_sources import env_problems
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="YAML run config (see configs/)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the run already in train.run_dir and start a new one there")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     return parser
@@ -34,10 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve(args: argparse.Namespace):
     """(config, checkpoint to resume from or None) for the parsed arguments."""
     if args.resume:
-        import yaml
-
-        from resd_learner.checkpoint import latest_checkpoint
-
         run_dir = Path(args.resume)
         saved = run_dir / "config.yaml"
         if not saved.is_file():
@@ -46,33 +54,55 @@ def resolve(args: argparse.Namespace):
         data = apply_overrides(yaml.safe_load(saved.read_text(encoding="utf-8")) or {}, args.overrides, problems)
         data.setdefault("train", {})["run_dir"] = str(run_dir)
         if problems:
-            raise ConfigError(problems, str(saved))
+            raise RunConfigError(problems, str(saved))
         config = config_from_dict(data)
         checkpoint = latest_checkpoint(run_dir / "checkpoints")
         if checkpoint is None:
             raise FileNotFoundError(f"--resume {run_dir}: no complete checkpoint under {run_dir / 'checkpoints'}")
         return config, checkpoint
     if not args.config:
-        raise ConfigError(["give --config configs/<name>.yaml (or --resume RUN_DIR)"])
+        raise RunConfigError(["give --config configs/<name>.yaml (or --resume RUN_DIR)"])
     return load_config(args.config, args.overrides), None
+
+
+def preflight_problems(config: RunConfig) -> list[str]:
+    """Problems found before any model loads: the env (id, text spaces, required counts) and the model path."""
+    problems = env_problems(config.env)
+    model = model_path_problem(config.model.path)
+    return problems + ([model] if model else [])
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config, checkpoint = resolve(args)
-    except (ConfigError, FileNotFoundError) as exc:
+    except (RunConfigError, FileNotFoundError) as exc:
         print(f"resd-learn: {exc}", file=sys.stderr)
+        return 2
+    problems = preflight_problems(config)
+    if problems:
+        print(f"resd-learn: {RunConfigError(problems)}", file=sys.stderr)
         return 2
     if args.print_config:
         print(dump_yaml(config), end="")
         return 0
-    from resd_learner.trainer import Trainer
-
-    from resd_learner import distributed
+    if checkpoint is None:
+        try:  # read-only here (every rank); the main rank deletes an overwritten run in Trainer.fit
+            check_new_run_dir(config.train.run_dir, overwrite=args.overwrite)
+        except RunDirExistsError as exc:
+            print(f"resd-learn: {exc}", file=sys.stderr)
+            return 2
+    else:
+        finished = finished_run(config.train.run_dir)
+        if finished is not None:
+            print(f"resd-learn: the run in {config.train.run_dir} is finished ({finished[0]} steps, last checkpoint "
+                  f"{finished[1]}); nothing to resume. Start a new run with --config ... train.run_dir=NEW_DIR",
+                  file=sys.stderr)
+            return 0
+    from resd_learner.trainer import Trainer  # transformers and DeepSpeed: not needed before this point
 
     trainer = Trainer(config)
-    last = trainer.fit(resume_from=checkpoint)
+    last = trainer.fit(resume_from=checkpoint, overwrite=args.overwrite)
     if not distributed.is_main():
         return 0
     print(f"resd-learn: finished {trainer.global_step} steps; outputs in {trainer.run_dir}")

@@ -27,17 +27,23 @@ from typing import Any, Literal
 
 import yaml
 
-from resd_learner.context import ContextConfig
-from resd_learner.warm_start import WarmStartConfig
+from resd_envs.errors import ConfigError
+from resd_learner.context import TEMPLATES, ContextConfig
 from resd_learner.loss import LossConfig
 from resd_learner.teacher import TeacherConfig
+from resd_learner.warm_start import WarmStartConfig
 
-METHODS: tuple[str, ...] = ("resd", "sdpo", "sdpo_ss", "grpo")
-TEMPLATES: tuple[str, ...] = ("manufactoria", "bouncingsim", "finer", "generic")
+MethodName = Literal["resd", "sdpo", "sdpo_ss", "grpo"]
+METHODS: tuple[str, ...] = typing.get_args(MethodName)
+"""The training methods (``method.name``)."""
 
 
-class ConfigError(ValueError):
-    """One or more problems in a run configuration; the message lists all of them."""
+class RunConfigError(ConfigError):
+    """One or more problems in a run configuration; the message lists all of them.
+
+    A :class:`resd_envs.errors.ConfigError` (and so a ``ValueError``), so one ``except`` catches bad
+    env options and bad run options alike.
+    """
 
     def __init__(self, problems: list[str], source: str = "") -> None:
         self.problems = list(problems)
@@ -84,7 +90,7 @@ class SwitchToGrpoConfig:
 class MethodConfig:
     """Which algorithm builds the batch: RESD, the SDPO baselines or GRPO."""
 
-    name: Literal["resd", "sdpo", "sdpo_ss", "grpo"] = "resd"
+    name: MethodName = "resd"
     """resd: playbook + reflection + solution buffer; sdpo: feedback/peer teacher, skips self-successes;
     sdpo_ss: sdpo that also distils on self-successes; grpo: clipped policy gradient over groups."""
     success_rate_weighting: bool = True
@@ -95,8 +101,9 @@ class MethodConfig:
     """Exponent a of the success weight (1 - sr)^a."""
     success_beta: float = 1.0
     """Exponent b of the failure weight sr^b."""
-    teacher_template: Literal["manufactoria", "bouncingsim", "finer", "generic"] = "generic"
-    """Teacher prompt template (task-specific wording of the enriched prompt)."""
+    teacher_template: str = "generic"
+    """Teacher prompt template (task-specific wording of the enriched prompt): one of
+    ``resd_learner.context.TEMPLATES`` (manufactoria, bouncingsim, finer, generic)."""
     max_teacher_length: int = 8192
     """Token budget of the teacher sequence (enriched prompt + response); sections are trimmed past it."""
     use_feedback: bool = True
@@ -131,6 +138,11 @@ class MethodConfig:
         out = []
         if not 0.0 <= self.success_threshold <= 1.0:
             out.append(f"method.success_threshold={self.success_threshold}: use a reward level in [0, 1]")
+        if self.teacher_template not in TEMPLATES:
+            close = difflib.get_close_matches(str(self.teacher_template), TEMPLATES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            out.append(f"method.teacher_template={self.teacher_template!r} is not allowed{hint} "
+                       f"(choose one of {', '.join(map(repr, TEMPLATES))})")
         if self.max_teacher_length < 16:
             out.append(f"method.max_teacher_length={self.max_teacher_length}: use at least 16 tokens")
         for name in ("grpo_clip_low", "grpo_clip_high"):
@@ -168,15 +180,16 @@ class EnvConfig:
     id: str = "resd/Manufactoria-Has-v0"
     """Any gymnasium id (also 'module:ns/Name-vN'); resd ids take the batched resd_envs.verify path."""
     train_split: str = "train"
-    """Split streamed for training (resd ids)."""
+    """Split streamed for training (resd ids; for other ids the name given to ``split_option``)."""
     val_split: str = "test"
-    """Split used for validation (resd ids)."""
+    """Split used for validation (resd ids; for other ids the name given to ``split_option``)."""
     reward_mode: Literal["binary", "pass_rate"] = "binary"
-    """binary: 1 when every test passes; pass_rate: fraction of tests passed (dense)."""
+    """binary: 1 when every test passes; pass_rate: fraction of tests passed (dense). Non-resd ids: from
+    info["passed"] / info["score"] of step() (defaults: reward >= 1 / the env's reward)."""
     feedback_detail: Literal["full", "summary", "minimal"] = "full"
     """Detail of the feedback text (resd ids)."""
     max_feedback_chars: int = 2000
-    """Cap on the feedback text (the official runs cap at 2,000 characters)."""
+    """Cap on the feedback text, for every env id (the official runs cap at 2,000 characters; 0 = none)."""
     num_train: int | None = None
     """Use only the first N training prompts of the stream (None: the whole split; required for
     non-resd ids, whose prompts come from reset(seed=train_seed + i))."""
@@ -186,6 +199,13 @@ class EnvConfig:
     """Extra keyword arguments for the env / task family (data paths, sandbox limits, ...)."""
     reset_options: dict[str, Any] = field(default_factory=dict)
     """options passed to reset() for non-resd ids."""
+    train_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Non-resd ids: make kwargs for the training env, over ``kwargs`` (e.g. the env's own train data)."""
+    val_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Non-resd ids: make kwargs for the validation env, over ``kwargs`` (e.g. the env's own test data)."""
+    split_option: str | None = None
+    """Non-resd ids: when set, reset() also gets ``options[split_option] = <split name>`` (train_split or
+    val_split), for envs that choose their train/test set by a reset option."""
     train_seed: int = 0
     """Non-resd ids: training prompt i comes from reset(seed=train_seed + i)."""
     val_seed: int = 1_000_000
@@ -249,16 +269,23 @@ class RolloutConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW with a linear warmup, then a constant learning rate."""
+    """AdamW with a linear warmup, then a constant learning rate (defaults: the official recipe)."""
 
     lr: float = 1e-6
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     weight_decay: float = 0.01
+    decay_norms_and_biases: bool = True
+    """Apply weight decay to every parameter, as the official code does; false exempts norm weights
+    and biases (parameters with fewer than 2 dimensions or 'norm' in their name)."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this (0 = off)."""
     warmup_steps: int = 10
     """Optimizer steps of linear warmup from 0 to lr."""
+    warmup_from_zero: bool = True
+    """Optimizer step s (0-based) uses lr * s / warmup_steps while s < warmup_steps, so the first step
+    has lr = 0, as in the official code (verl's constant-with-warmup schedule); false: lr * (s + 1) /
+    (warmup_steps + 1), so the first step already moves the weights."""
 
     def problems(self) -> list[str]:
         out = []
@@ -376,7 +403,8 @@ class RunConfig:
         if name == "resd" and not context_on:
             out.append("method.name=resd needs context.enabled=true (use method.name=sdpo_ss for no context)")
         if name != "resd" and context_on:
-            out.append(f"method.name={name} does not use the context updater: set context.enabled=false")
+            out.append(f"method.name={name} does not use the context updater, but context.enabled=true was set: "
+                       f"remove it (method.name={name} turns the context off by default)")
         if name == "grpo" and self.rollout.n < 2:
             out.append(f"method.name=grpo needs groups: set rollout.n >= 2 (the official group size is 8), "
                        f"got {self.rollout.n}")
@@ -384,7 +412,8 @@ class RunConfig:
             out.append(f"method.name=resd uses one rollout per prompt: set rollout.n=1, got {self.rollout.n}")
         if name in ("sdpo", "sdpo_ss") and bool(getattr(self.context, "solution_buffer", False)):
             out.append(f"method.name={name} takes demonstrations only from the same rollout group (no cross-step "
-                       "memory): set context.solution_buffer=false (the buffer is RESD's)")
+                       "memory), but context.solution_buffer=true was set: remove it (the buffer is RESD's; "
+                       f"method.name={name} turns it off by default)")
         if self.method.switch_to_grpo.enabled and name == "grpo":
             out.append("method.switch_to_grpo switches a self-distillation run to GRPO; method.name=grpo is "
                        "GRPO from the start: set method.switch_to_grpo.success_rate=null or pick resd/sdpo/sdpo_ss")
@@ -397,8 +426,11 @@ class RunConfig:
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Read a YAML file (or start from defaults), apply ``key.sub=value`` overrides and validate.
 
+    The file may extend another through a top-level ``base:`` key (see :func:`read_config_file`);
+    options whose default depends on another option are filled by :func:`apply_implied_defaults`.
+
     Raises:
-        ConfigError: with every unknown key (and a did-you-mean), bad type, bad value and conflict.
+        RunConfigError: with every unknown key (and a did-you-mean), bad type, bad value and conflict.
         FileNotFoundError: when ``path`` does not exist.
     """
     data: dict[str, Any] = {}
@@ -408,17 +440,86 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         if not path.is_file():
             raise FileNotFoundError(f"config file {path} does not exist; see the files in configs/")
         source = str(path)
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError([f"the top level must be a mapping of sections, got {type(loaded).__name__}"], source)
-        data = loaded or {}
+        data = read_config_file(path)
     problems: list[str] = []
-    data = apply_overrides(data, overrides, problems)
+    data = apply_implied_defaults(apply_overrides(data, overrides, problems))
     config = build_dataclass(RunConfig, data, "", problems)
     problems.extend(p for p in collect_problems(config) if p not in problems)
     if problems:
-        raise ConfigError(problems, source)
+        raise RunConfigError(problems, source)
     return config
+
+
+BASE_KEY = "base"
+"""Top-level key naming the config file this one extends (a path relative to this file)."""
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The plain data of a YAML config, with its ``base:`` chain resolved.
+
+    A file may start from another: ``base: manufactoria_has_resd.yaml`` (relative to the file) loads
+    that file (itself possibly with a base), then merges this file over it — mappings merge key by
+    key, any other value (lists included) replaces the base's. Raises :class:`RunConfigError` for a
+    cycle, a missing base, a non-string base or a top level that is not a mapping.
+    """
+    return _read_with_bases(Path(path), [])
+
+
+def _read_with_bases(path: Path, chain: list[Path]) -> dict[str, Any]:
+    resolved = path.resolve()
+    if resolved in chain:
+        cycle = " -> ".join(str(p) for p in [*chain[chain.index(resolved):], resolved])
+        raise RunConfigError([f"the base: chain is a cycle: {cycle}"], str(chain[0]))
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if loaded is not None and not isinstance(loaded, dict):
+        raise RunConfigError([f"the top level must be a mapping of sections, got {type(loaded).__name__}"], str(path))
+    data = dict(loaded or {})
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise RunConfigError([f"{BASE_KEY}={base!r}: give the path of the config file to extend, relative to "
+                              "this file"], str(path))
+    base_path = path.parent / base
+    if not base_path.is_file():
+        raise RunConfigError([f"{BASE_KEY}={base!r} does not exist (looked for {base_path})"], str(path))
+    return merge_config_data(_read_with_bases(base_path, [*chain, resolved]), data)
+
+
+def merge_config_data(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """``overlay`` over ``base``: nested mappings merge key by key, other values replace (new mapping)."""
+    out = _deep_copy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_config_data(out[key], value)
+        else:
+            out[key] = _deep_copy(value)
+    return out
+
+
+def apply_implied_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """Fill the options whose default depends on another option, where the config does not set them.
+
+    - ``method.name`` sdpo / sdpo_ss / grpo: ``context.enabled`` and ``context.solution_buffer``
+      default to false (the context updater and the solution buffer are RESD's). A value set
+      explicitly is kept, so a contradiction is reported by :meth:`RunConfig.problems`.
+    - ``loss.temperature`` defaults to ``rollout.temperature`` (the official code divides the
+      training logits by the sampling temperature).
+
+    Returns a new mapping; ``data`` is not changed. Non-mapping sections are left for the type checks.
+    """
+    data = _deep_copy(data)
+    method = data.get("method")
+    name = method.get("name", MethodConfig.name) if isinstance(method, dict) else MethodConfig.name
+    if name != "resd" and isinstance(data.setdefault("context", {}), dict):
+        data["context"].setdefault("enabled", False)
+        data["context"].setdefault("solution_buffer", False)
+    rollout = data.get("rollout")
+    temperature = rollout.get("temperature", RolloutConfig.temperature) if isinstance(rollout, dict) \
+        else RolloutConfig.temperature
+    if isinstance(data.setdefault("loss", {}), dict):
+        data["loss"].setdefault("temperature", temperature)
+    return data
 
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
@@ -427,7 +528,7 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
     config = build_dataclass(RunConfig, data, "", problems)
     problems.extend(p for p in collect_problems(config) if p not in problems)
     if problems:
-        raise ConfigError(problems)
+        raise RunConfigError(problems)
     return config
 
 

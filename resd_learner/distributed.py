@@ -12,7 +12,11 @@ from __future__ import annotations
 import importlib
 import os
 import socket
+from functools import partial
 from typing import Any
+
+import torch
+import torch.distributed as dist
 
 _LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -38,7 +42,7 @@ def prepare_environment(master_port: int | None = None) -> None:
     import deepspeed  # noqa: F401  (imports its comm module, which we patch next)
 
     comm_torch = importlib.import_module("deepspeed.comm.torch")  # `import a.b as m` would give torch
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1 or not _has_cuda():
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1 or not has_cuda():
         comm_torch.build_shm_op = lambda: None
 
 
@@ -46,21 +50,16 @@ def init_distributed(backend: str = "auto", master_port: int | None = None) -> N
     """Create the default process group once (gloo on CPU, nccl with CUDA unless told otherwise)."""
     prepare_environment(master_port)
     import deepspeed
-    import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         return
-    chosen = backend if backend != "auto" else ("nccl" if _has_cuda() else "gloo")
-    if _has_cuda():
-        import torch
-
+    chosen = backend if backend != "auto" else ("nccl" if has_cuda() else "gloo")
+    if has_cuda():
         torch.cuda.set_device(local_rank())
     deepspeed.init_distributed(dist_backend=chosen, auto_mpi_discovery=False)
 
 
 def rank() -> int:
-    import torch.distributed as dist
-
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
@@ -69,8 +68,6 @@ def local_rank() -> int:
 
 
 def world_size() -> int:
-    import torch.distributed as dist
-
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
@@ -79,16 +76,12 @@ def is_main() -> bool:
 
 
 def barrier() -> None:
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
 
 
 def device() -> Any:
-    import torch
-
-    return torch.device("cuda", local_rank()) if _has_cuda() else torch.device("cpu")
+    return torch.device("cuda", local_rank()) if has_cuda() else torch.device("cpu")
 
 
 def deepspeed_config(*, zero_stage: int, micro_batch_size: int, grad_accum: int, grad_clip: float,
@@ -116,23 +109,40 @@ def build_engine(model: Any, optim: Any, *, zero_stage: int, micro_batch_size: i
         (engine, optimizer, lr_scheduler).
     """
     import deepspeed
-    import torch
-
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
-    groups = [{"params": decay, "weight_decay": optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps)
-    warmup = int(optim.warmup_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / (warmup + 1))
-                                                  if warmup > 0 else 1.0)
+    optimizer = torch.optim.AdamW(parameter_groups(model, optim.weight_decay, optim.decay_norms_and_biases),
+                                  lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, partial(warmup_factor, warmup=int(optim.warmup_steps), from_zero=optim.warmup_from_zero))
     config = deepspeed_config(zero_stage=zero_stage, micro_batch_size=micro_batch_size, grad_accum=grad_accum,
                               grad_clip=optim.grad_clip, bf16=bf16)
     engine, optimizer, _, scheduler = deepspeed.initialize(model=model, optimizer=optimizer,
                                                            lr_scheduler=scheduler, config=config)
     return engine, optimizer, scheduler
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float, decay_all: bool) -> list[dict[str, Any]]:
+    """AdamW parameter groups: one group with ``weight_decay`` for every trainable parameter
+    (``decay_all``, the official behaviour), or norms/biases (ndim < 2 or 'norm' in the name) in a
+    second group without decay."""
+    params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if decay_all:
+        return [{"params": [p for _, p in params], "weight_decay": weight_decay}]
+    exempt = [p for name, p in params if p.ndim < 2 or "norm" in name.lower()]
+    exempt_ids = {id(p) for p in exempt}
+    return [{"params": [p for _, p in params if id(p) not in exempt_ids], "weight_decay": weight_decay},
+            {"params": exempt, "weight_decay": 0.0}]
+
+
+def warmup_factor(step: int, *, warmup: int, from_zero: bool = True) -> float:
+    """The LR multiplier of optimizer step ``step`` (0-based): linear warmup over ``warmup`` steps, then 1.
+
+    ``from_zero``: ``step / warmup`` (step 0 has lr 0, as verl's schedule); else ``(step + 1) / (warmup + 1)``.
+    """
+    if warmup <= 0:
+        return 1.0
+    if from_zero:
+        return min(1.0, step / warmup)
+    return min(1.0, (step + 1) / (warmup + 1))
 
 
 def full_state_dict(engine: Any) -> dict[str, Any]:
@@ -148,7 +158,6 @@ def full_state_dict(engine: Any) -> dict[str, Any]:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
-def _has_cuda() -> bool:
-    import torch
-
+def has_cuda() -> bool:
+    """Whether a CUDA device is usable (the one check the learner makes)."""
     return torch.cuda.is_available()

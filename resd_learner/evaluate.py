@@ -2,8 +2,9 @@
 
 ``resd-eval`` samples ``n`` responses per prompt from a checkpoint / HF model directory (through
 :func:`resd_learner.rollout.make_backend`) or from a model served behind an OpenAI-compatible URL
-(vLLM's ``vllm serve``), scores them with :func:`resd_envs.verify` (resd ids) or with
-``reset``/``step`` (any other gymnasium id), and writes one JSON file with the metrics and the
+(vLLM's ``vllm serve``), scores them through the same task source the trainer uses
+(:func:`resd_learner.task_sources.make_task_source`: :func:`resd_envs.verify` for resd ids,
+``reset``/``step`` for any other gymnasium id), and writes one JSON file with the metrics and the
 per-sample outcomes.
 
 Metric definitions (values[p][i] is sample i of problem p, each in [0, 1]):
@@ -31,11 +32,17 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from resd_envs.cli import parse_options
+from resd_learner.config import EnvConfig, RolloutConfig, apply_overrides
+from resd_learner.config import EvalConfig as ValidationConfig
+from resd_learner.models import load_tokenizer
+from resd_learner.rollout import Generation, GenerationBackend, make_backend
+from resd_learner.task_sources import TaskSource, is_resd_id, make_task_source
+from resd_learner.types import Score, Task
 
 #: The two accuracies reported for every sample.
 ACCURACIES: tuple[str, ...] = ("per_task", "per_test_case")
@@ -118,11 +125,11 @@ def summarize(
 # -- data containers ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class EvalPrompt:
-    """One test problem: its id and the chat messages the model sees."""
+    """One test problem: its id, the chat messages the model sees and the task source's task."""
 
     task_id: str
     messages: list[dict[str, str]]
-    seed: int | None = None  # reset seed for non-resd gymnasium ids
+    task: Task
 
 
 @dataclass(frozen=True)
@@ -138,15 +145,23 @@ class SampleScore:
     response: str | None = None
 
 
+_VALIDATION = ValidationConfig()
+
+
 @dataclass
-class EvalConfig:
-    """Settings of one ``resd-eval`` run (defaults: the official validation sampling)."""
+class EvalSettings:
+    """Settings of one ``resd-eval`` run; sampling defaults are the trainer's validation defaults
+    (:class:`resd_learner.config.EvalConfig`, the official validation sampling).
+
+    ``seed`` seeds the sampling and, for non-resd gymnasium ids, is the reset seed of problem 0
+    (problem i is ``reset(seed=seed + i)``).
+    """
 
     env_id: str
     split: str = "test"
-    n: int = 4
-    temperature: float = 0.6
-    top_p: float = 0.95
+    n: int = _VALIDATION.n
+    temperature: float = _VALIDATION.temperature
+    top_p: float = _VALIDATION.top_p
     max_tokens: int = 2048
     seed: int = 0
     limit: int | None = None
@@ -177,97 +192,48 @@ class EvalConfig:
 
 
 # -- prompts and scoring ------------------------------------------------------------------------
-def is_resd_id(env_id: str) -> bool:
-    """Whether ``env_id`` is one of the ``resd_envs`` ids (module prefix allowed)."""
-    from resd_envs.registration import _BY_ID  # the id table; importing it loads no family
+def task_source(config: EvalSettings) -> TaskSource:
+    """The trainer's task source for ``config.env_id`` (``config.split`` both as train and val split)."""
+    env = EnvConfig(id=config.env_id, train_split=config.split, val_split=config.split,
+                    kwargs=dict(config.family_kwargs), train_seed=config.seed, val_seed=config.seed)
+    return make_task_source(env)
 
-    bare = env_id.split(":", 1)[1] if env_id.startswith("resd_envs:") else env_id
-    return bare in _BY_ID
 
-
-def load_prompts(config: EvalConfig) -> list[EvalPrompt]:
+def load_prompts(config: EvalSettings, source: TaskSource | None = None) -> list[EvalPrompt]:
     """The problems of ``config.split`` (first ``config.limit`` of them), in split order.
 
     resd ids read the task rows; any other gymnasium id gets ``limit`` problems, problem i being
     ``env.reset(seed=config.seed + i)`` (its observation must be a string).
     """
-    if is_resd_id(config.env_id):
-        import resd_envs
-
-        rows = resd_envs.load_tasks(config.env_id, config.split, **config.family_kwargs)
-        if config.limit is not None:
-            rows = rows[: config.limit]
-        return [EvalPrompt(str(r["task_id"]), [dict(m) for m in r["messages"]]) for r in rows]
-    if config.limit is None:
-        raise ValueError(
-            f"{config.env_id!r} is not a resd id, so its problems come from env.reset(seed=...): "
-            "pass --limit K to say how many problems to draw"
-        )
-    import gymnasium
-
-    env = gymnasium.make(config.env_id, **config.family_kwargs)
-    try:
-        prompts = []
-        for i in range(config.limit):
-            obs, _info = env.reset(seed=config.seed + i)
-            if not isinstance(obs, str):
-                raise ValueError(
-                    f"{config.env_id!r} returned a {type(obs).__name__} observation from reset(); "
-                    "resd-eval needs text environments whose observation is the prompt string"
-                )
-            prompts.append(EvalPrompt(f"seed{config.seed + i}", [{"role": "user", "content": obs}], config.seed + i))
-        return prompts
-    finally:
-        env.close()
+    if config.limit is None and not is_resd_id(config.env_id):
+        raise ValueError(f"{config.env_id!r} is not a resd id, so its problems come from env.reset(seed=...): "
+                         "pass --limit K to say how many problems to draw")
+    source = source or task_source(config)
+    tasks = source.tasks(config.split, config.limit)
+    return [EvalPrompt(t.example_id, [dict(m) for m in t.messages], t) for t in tasks]
 
 
 def score_responses(
-    config: EvalConfig, prompts: Sequence[EvalPrompt], responses: Sequence[Sequence[str]]
+    config: EvalSettings, prompts: Sequence[EvalPrompt], responses: Sequence[Sequence[str]],
+    source: TaskSource | None = None,
 ) -> list[list[SampleScore]]:
     """Score ``responses[p][i]`` on ``prompts[p]``; returns the same nesting.
 
-    resd ids go through :func:`resd_envs.verify` (binary reward); other ids through
-    ``reset(seed)`` + ``step(response)``, taking ``info["passed"]``/``info["score"]`` when present,
-    else ``reward >= 1`` and the reward itself.
+    Per-task accuracy is ``passed``, per-test-case accuracy the fraction of tests passed (the task
+    source's ``Score``; for other gymnasium ids ``info["passed"]`` / ``info["score"]`` when present,
+    else ``reward >= 1`` and the reward itself).
     """
     if len(prompts) != len(responses):
         raise ValueError(f"score_responses got {len(prompts)} prompts but {len(responses)} response lists")
-    if is_resd_id(config.env_id):
-        import resd_envs
+    source = source or task_source(config)
+    flat_tasks = [p.task for p, rs in zip(prompts, responses) for _ in rs]
+    flat = [r for rs in responses for r in rs]
+    scores = iter(source.score(flat_tasks, flat))
+    return [[_sample_score(next(scores)) for _ in rs] for rs in responses]
 
-        flat_ids = [p.task_id for p, rs in zip(prompts, responses) for _ in rs]
-        flat = [r for rs in responses for r in rs]
-        results = resd_envs.verify(config.env_id, flat_ids, flat, **config.family_kwargs)
-        out: list[list[SampleScore]] = []
-        k = 0
-        for rs in responses:
-            row = []
-            for _ in rs:
-                res = results[k]
-                row.append(
-                    SampleScore(float(res.passed), float(res.score), float(res.reward), res.error_type, res.feedback)
-                )
-                k += 1
-            out.append(row)
-        return out
-    import gymnasium
 
-    env = gymnasium.make(config.env_id, **config.family_kwargs)
-    try:
-        out = []
-        for prompt, rs in zip(prompts, responses):
-            row = []
-            for response in rs:
-                env.reset(seed=prompt.seed)
-                obs, reward, _term, _trunc, info = env.step(response)
-                passed = bool(info.get("passed", float(reward) >= 1.0))
-                score = float(info.get("score", reward))
-                feedback = str(info.get("feedback", obs if isinstance(obs, str) else ""))
-                row.append(SampleScore(float(passed), score, float(reward), info.get("error_type"), feedback))
-            out.append(row)
-        return out
-    finally:
-        env.close()
+def _sample_score(score: Score) -> SampleScore:
+    return SampleScore(float(score.passed), float(score.score), float(score.reward), score.error_type, score.feedback)
 
 
 # -- generation ---------------------------------------------------------------------------------
@@ -297,8 +263,6 @@ class OpenAIChatBackend:
         seed: int | None = None,
     ) -> list[list[Any]]:
         """``n`` completions per message list, one request per prompt."""
-        from types import SimpleNamespace
-
         out = []
         for index, messages in enumerate(messages_batch):
             body = {
@@ -369,21 +333,18 @@ def resolve_model_dir(path: str | Path) -> Path:
 
 def make_model_backend(
     model_dir: Path, backend: str = "hf", *, max_model_len: int = 8192, dtype: str = "float32"
-) -> Any:
-    """L3's generation backend (``"hf"`` or ``"vllm"``) for ``model_dir``, via :func:`resd_learner.rollout.make_backend`."""
-    from resd_learner.config import RolloutConfig
-    from resd_learner.models import load_tokenizer
-    from resd_learner.rollout import make_backend
-
+) -> GenerationBackend:
+    """The learner's generation backend (``"hf"`` or ``"vllm"``) for ``model_dir``, via :func:`resd_learner.rollout.make_backend`."""
     rollout = RolloutConfig(backend=backend, max_model_len=max_model_len)
     return make_backend(rollout, model_dir, load_tokenizer(model_dir), dtype=dtype)
 
 
 def generate_all(
-    backend: Any, config: EvalConfig, prompts: Sequence[EvalPrompt], *, progress: Callable[[int, int], None] | None = None
-) -> list[list[Any]]:
+    backend: GenerationBackend, config: EvalSettings, prompts: Sequence[EvalPrompt], *,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[list[Generation]]:
     """``config.n`` generations per prompt, in batches of ``config.batch_size`` prompts."""
-    out: list[list[Any]] = []
+    out: list[list[Generation]] = []
     for start in range(0, len(prompts), config.batch_size):
         batch = prompts[start : start + config.batch_size]
         gens = backend.generate(
@@ -419,15 +380,17 @@ class EvalResult:
 
 
 def evaluate(
-    backend: Any, config: EvalConfig, *, save_responses: bool = False, progress: Callable[[int, int], None] | None = None
+    backend: GenerationBackend, config: EvalSettings, *, save_responses: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
     """Generate, score and summarise; ``backend`` is anything with the rollout ``generate`` signature."""
     config.validate()
     start = time.perf_counter()
-    prompts = load_prompts(config)
+    source = task_source(config)
+    prompts = load_prompts(config, source)
     gens = generate_all(backend, config, prompts, progress=progress)
     texts = [[g.text for g in row] for row in gens]
-    scores = score_responses(config, prompts, texts)
+    scores = score_responses(config, prompts, texts, source)
     metrics = summarize(
         {acc: [[getattr(s, acc) for s in row] for row in scores] for acc in ACCURACIES},
         n=config.n,
@@ -466,9 +429,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="weights dtype (--model)")
     parser.add_argument("--env", required=True, help="env id, e.g. resd/Manufactoria-Has-v0 (any gymnasium text env)")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--n", type=int, default=4, help="samples per prompt")
-    parser.add_argument("--temperature", type=float, default=0.6)
-    parser.add_argument("--top-p", type=float, default=0.95)
+    parser.add_argument("--n", type=int, default=_VALIDATION.n, help="samples per prompt")
+    parser.add_argument("--temperature", type=float, default=_VALIDATION.temperature)
+    parser.add_argument("--top-p", type=float, default=_VALIDATION.top_p)
     parser.add_argument("--max-tokens", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="only the first K prompts")
@@ -476,14 +439,19 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--bootstrap-resamples", type=int, default=1000)
     parser.add_argument("--bootstrap-seed", type=int, default=42)
     parser.add_argument("--family-kwarg", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra env/family constructor kwarg (value parsed as JSON when possible)")
+                        help="extra env/family constructor kwarg (value parsed as YAML, like resd-learn overrides)")
     parser.add_argument("--save-responses", action="store_true", help="keep response texts in the output JSON")
     parser.add_argument("--out", default=None, help="write the result JSON here (default: print only)")
     return parser.parse_args(argv)
 
 
 def _family_kwargs(items: Sequence[str]) -> dict[str, Any]:
-    return parse_options(items, flag="--family-kwarg")
+    """``KEY=VALUE`` items (values parsed as YAML, as ``resd-learn`` overrides are) into a mapping."""
+    problems: list[str] = []
+    kwargs = apply_overrides({}, [str(i) for i in items], problems)
+    if problems:
+        raise ValueError("--family-kwarg: " + "; ".join(problems))
+    return kwargs
 
 
 def _served_model_name(base_url: str, api_key: str | None) -> str:
@@ -513,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``resd-eval``; returns the process exit code."""
     args = _parse_args(argv)
     try:
-        config = EvalConfig(
+        config = EvalSettings(
             env_id=args.env,
             split=args.split,
             n=args.n,
@@ -530,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config.validate()
         if args.url:
             name = args.served_model or _served_model_name(args.url, args.api_key)
-            backend: Any = OpenAIChatBackend(args.url, name, api_key=args.api_key)
+            backend: GenerationBackend = OpenAIChatBackend(args.url, name, api_key=args.api_key)
             source = {"url": args.url, "served_model": name}
         else:
             model_dir = resolve_model_dir(args.model)

@@ -4,7 +4,7 @@ This module owns two pure tensor functions (plus a diagnostics helper). It does 
 rollouts, the grouping of samples (the caller lays groups out contiguously) or the aggregation
 (use ``resd_learner.loss.aggregate_loss``; the official GRPO runs use "seq-mean-token-mean").
 
-Official settings (resd-official section 8): group size 8, advantage = (r - group mean) / group std,
+Official settings (docs/official-defaults.md §8): group size 8, advantage = (r - group mean) / group std,
 clip_low 0.2, clip_high 0.28, dual clip 3, no KL and no entropy term.
 """
 

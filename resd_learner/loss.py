@@ -33,9 +33,12 @@ Divergences (the per-token loss is the sum over the support entries):
   official 0 < alpha < 1 with beta = alpha (alpha = 0.5 for BouncingSim-Easy and Finer). See
   :func:`divergence_from_alpha` to translate an official alpha.
 
-Gradients: the support choice (top-k) and the clip bounds are constants (stop-gradient); the
-student gets gradients through ``p`` everywhere and through ``q~`` nowhere (unless the teacher logits
-themselves require grad).
+Gradients: the teacher is a stop-gradient target. The support choice (top-k), the clip bounds and
+the teacher side ``q`` are constants; the student gets gradients through ``p`` only, even when the
+caller's teacher logits (or hidden states / head) require grad, e.g. a non-EMA teacher that is the
+student itself under another context. ``teacher_grad=True`` opts out (gradients then also flow into
+the teacher's inputs); it exists for analyses that differentiate the loss with
+respect to the teacher, not for training.
 
 All divergence arithmetic runs in float32 for float32/bfloat16/float16 inputs (float64 inputs stay
 float64, which ``torch.autograd.gradcheck`` needs), and only at positions where the mask is non-zero
@@ -56,6 +59,8 @@ from torch.utils.checkpoint import checkpoint
 DIVERGENCES = ("forward_kl", "reverse_kl", "jsd")
 AGGREGATIONS = ("seq-mean-token-mean", "token-mean")
 TOPK_SOURCES = ("student", "teacher")
+ROLLOUT_IS_CAP = 2.0
+"""Truncation of the rollout-correction weight (official ``rollout_is_threshold``)."""
 TAIL_LOG_MASS_MAX = -1e-7
 """Upper clamp on ``log sum_{v in K} p(v)`` before the tail ``log(1 - sum)`` is taken (official value)."""
 
@@ -141,23 +146,36 @@ def f_divergence_loss(
     ratio_clip_high: float | None = None,
     temperature: float = 1.0,
     topk_source: str = "student",
+    teacher_grad: bool = False,
+    rollout_logprobs: torch.Tensor | None = None,
+    target_ids: torch.Tensor | None = None,
+    rollout_is_cap: float = ROLLOUT_IS_CAP,
 ) -> torch.Tensor:
     """Per-token clipped f-divergence between student and teacher over the top-k support (+ tail).
 
     Args:
         student_logits: [B, T, V] logits of the student at the response positions (any float dtype;
             gradients flow into it).
-        teacher_logits: [B, T, V] teacher logits aligned position by position with the student's
-            (usually computed under no_grad; if it requires grad, gradients flow into it too).
+        teacher_logits: [B, T, V] teacher logits aligned position by position with the student's;
+            detached (stop-gradient target) unless ``teacher_grad`` is True.
         mask: [B, T]; positions where it is non-zero are scored, the others are never read.
         divergence, jsd_beta, top_k, add_tail, ratio_clip_low, ratio_clip_high, temperature,
             topk_source: see the module docstring.
+        teacher_grad: let gradients flow into ``teacher_logits`` too (default False: the teacher is a
+            constant target).
+        rollout_logprobs, target_ids: [B, T] log-probabilities the generation engine gave the sampled
+            tokens, and those token ids. When given, each token's loss is multiplied by the rollout
+            correction weight ``min(exp(log p_student(target) - rollout_logprob), rollout_is_cap)``
+            (detached; the student log-prob at ``temperature``), the official ``rollout_is=token``.
 
     Returns:
         [B, T] per-token losses (float32, or float64 for float64 inputs), exactly 0 where ``mask`` is 0.
     """
     _check_options(divergence, jsd_beta, top_k, ratio_clip_low, ratio_clip_high, temperature, topk_source,
                    add_tail)
+    _check_teacher_grad(teacher_grad)
+    if not teacher_grad:
+        teacher_logits = teacher_logits.detach()
     if student_logits.dim() != 3:
         raise ValueError(f"student_logits must be [B, T, V], got shape {tuple(student_logits.shape)}")
     if teacher_logits.shape != student_logits.shape:
@@ -167,6 +185,13 @@ def f_divergence_loss(
         )
     batch, tokens, vocab = student_logits.shape
     rows = _masked_rows(mask, batch, tokens, student_logits.device)
+    correction = None
+    if _check_rollout_args(rollout_logprobs, target_ids, rollout_is_cap, (batch, tokens)):
+        with torch.no_grad():
+            flat = _select_rows(student_logits.detach().reshape(batch * tokens, vocab), rows)
+            trainer_lp = _target_logprobs(flat, target_ids.reshape(-1)[rows], temperature)
+        correction = rollout_correction_weights(trainer_lp, rollout_logprobs.reshape(-1)[rows].to(flat.device),
+                                                cap=rollout_is_cap)
     per_row = _per_row_divergence(
         _select_rows(student_logits.reshape(batch * tokens, vocab), rows),
         _select_rows(teacher_logits.reshape(batch * tokens, vocab), rows),
@@ -174,6 +199,8 @@ def f_divergence_loss(
         ratio_clip_low=ratio_clip_low, ratio_clip_high=ratio_clip_high, temperature=temperature,
         topk_source=topk_source,
     )
+    if correction is not None:
+        per_row = per_row * correction.to(per_row.dtype)
     return _scatter_rows(per_row, rows, batch, tokens)
 
 
@@ -185,6 +212,10 @@ def chunked_f_divergence_loss(
     mask: torch.Tensor,
     *,
     chunk_size: int = 1024,
+    teacher_grad: bool = False,
+    rollout_logprobs: torch.Tensor | None = None,
+    target_ids: torch.Tensor | None = None,
+    rollout_is_cap: float = ROLLOUT_IS_CAP,
     **loss_kwargs: Any,
 ) -> torch.Tensor:
     """:func:`f_divergence_loss` computed from hidden states without materialising [B, T, V] logits.
@@ -211,6 +242,10 @@ def chunked_f_divergence_loss(
         teacher_lm_head_weight: [V, H] the teacher's output projection.
         mask: [B, T]; non-zero marks positions to score.
         chunk_size: positions per chunk (>= 1).
+        teacher_grad: let gradients flow into the teacher's hidden states and head too (default False:
+            both are detached, so the memory-lean frozen-teacher path is used).
+        rollout_logprobs, target_ids, rollout_is_cap: the rollout correction, as in
+            :func:`f_divergence_loss` (the student log-probs are formed chunk by chunk, without grad).
         **loss_kwargs: the keyword options of :func:`f_divergence_loss`.
 
     Returns:
@@ -226,6 +261,9 @@ def chunked_f_divergence_loss(
     _check_options(**options)
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size={chunk_size!r} must be a positive integer")
+    _check_teacher_grad(teacher_grad)
+    if not teacher_grad:
+        teacher_hidden, teacher_lm_head_weight = teacher_hidden.detach(), teacher_lm_head_weight.detach()
     if student_hidden.dim() != 3 or teacher_hidden.shape != student_hidden.shape:
         raise ValueError(
             f"student_hidden and teacher_hidden must both be [B, T, H] with equal shapes, got "
@@ -250,13 +288,28 @@ def chunked_f_divergence_loss(
     )
     frozen_teacher = not (teacher_rows.requires_grad or teacher_lm_head_weight.requires_grad)
     vocab = student_lm_head_weight.shape[0]
+    correction = None
+    if _check_rollout_args(rollout_logprobs, target_ids, rollout_is_cap, (batch, tokens)) and rows.numel():
+        targets = target_ids.reshape(-1).to(rows.device)[rows]
+        with torch.no_grad():
+            trainer_lp = torch.cat([
+                _target_logprobs(student_rows[i:i + chunk_size] @ student_lm_head_weight.T, targets[i:i + chunk_size],
+                                 options["temperature"])
+                for i in range(0, rows.numel(), chunk_size)])
+        correction = rollout_correction_weights(
+            trainer_lp, rollout_logprobs.reshape(-1)[rows.to(rollout_logprobs.device)].to(trainer_lp.device),
+            cap=rollout_is_cap)
     if rows.numel() == 0:
         empty_dtype = torch.promote_types(student_rows.dtype, torch.float32)
-        return student_hidden.new_zeros(batch, tokens, dtype=empty_dtype)
+        zeros = student_hidden.new_zeros(batch, tokens, dtype=empty_dtype)
+        if needs_grad:  # nothing to distil: a zero that is still attached to the graph, so backward works
+            anchor = student_hidden.sum() + student_lm_head_weight.sum()
+            zeros = zeros + 0.0 * anchor.to(empty_dtype)
+        return zeros
     if needs_grad and frozen_teacher and not _uses_full_vocab(options["top_k"], vocab):
         per_row = _FrozenTeacherChunkedLoss.apply(student_rows, teacher_rows, student_lm_head_weight,
                                                   teacher_lm_head_weight, options, chunk_size)
-        return _scatter_rows(per_row, rows, batch, tokens)
+        return _scatter_rows(_corrected(per_row, correction), rows, batch, tokens)
     pieces = []
     for start in range(0, rows.numel(), chunk_size):
         args = (student_rows[start:start + chunk_size], teacher_rows[start:start + chunk_size],
@@ -265,7 +318,7 @@ def chunked_f_divergence_loss(
             pieces.append(checkpoint(chunk_fn, *args, use_reentrant=False, preserve_rng_state=False))
         else:
             pieces.append(chunk_fn(*args))
-    return _scatter_rows(torch.cat(pieces), rows, batch, tokens)
+    return _scatter_rows(_corrected(torch.cat(pieces), correction), rows, batch, tokens)
 
 
 def aggregate_loss(
@@ -372,6 +425,36 @@ def _check_options(
         problems.append(f"add_tail={add_tail!r} must be True or False")
     if problems:
         raise ValueError("invalid distillation loss options: " + "; ".join(problems))
+
+
+def _check_rollout_args(rollout_logprobs: torch.Tensor | None, target_ids: torch.Tensor | None, cap: float,
+                        shape: tuple[int, int]) -> bool:
+    """Whether the rollout correction is requested; raises when its arguments do not fit together."""
+    if rollout_logprobs is None and target_ids is None:
+        return False
+    if rollout_logprobs is None or target_ids is None:
+        raise ValueError("the rollout correction needs both rollout_logprobs and target_ids ([B, T] each), or neither")
+    for name, value in (("rollout_logprobs", rollout_logprobs), ("target_ids", target_ids)):
+        if tuple(value.shape) != shape:
+            raise ValueError(f"{name} must be [B, T] = {list(shape)}, got shape {tuple(value.shape)}")
+    if not (isinstance(cap, (int, float)) and cap > 0):
+        raise ValueError(f"rollout_is_cap={cap!r} must be a positive number (official 2.0)")
+    return True
+
+
+def _target_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
+    """[N, V] logits and [N] token ids -> [N] float32 log-probabilities at ``temperature``."""
+    scaled = _scaled_fp32(logits, temperature)
+    return scaled.gather(-1, targets.to(logits.device).long()[:, None]).squeeze(-1) - torch.logsumexp(scaled, dim=-1)
+
+
+def _corrected(per_row: torch.Tensor, correction: torch.Tensor | None) -> torch.Tensor:
+    return per_row if correction is None else per_row * correction.to(per_row.dtype)
+
+
+def _check_teacher_grad(teacher_grad: bool) -> None:
+    if not isinstance(teacher_grad, bool):
+        raise TypeError(f"teacher_grad={teacher_grad!r} must be True or False")
 
 
 def _masked_rows(mask: torch.Tensor, batch: int, tokens: int, device: torch.device) -> torch.Tensor:

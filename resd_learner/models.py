@@ -53,6 +53,26 @@ def resolve_model_path(path: str, cache_dir: str | Path | None = None) -> Path:
     return directory
 
 
+def model_path_problem(path: str) -> str | None:
+    """Why ``model.path`` cannot be resolved (one line), or None; builds and downloads nothing.
+
+    'smollm2' and 'tiny' are always resolvable; a hub id (``org/name``) that is not a local path is
+    left to transformers; anything else must be a directory holding ``config.json``.
+    """
+    if path in ("smollm2", "tiny"):
+        return None
+    directory = Path(path).expanduser()
+    if not directory.exists():
+        if _looks_like_hub_id(path):
+            return None
+        return (f"model.path={path!r} does not exist; give a transformers model directory, a hub id "
+                "(org/name), 'smollm2' or 'tiny'")
+    if not (directory / "config.json").is_file():
+        return (f"model.path={path!r} is not a transformers model directory (no config.json there); give a "
+                "directory saved with save_pretrained, or 'smollm2' / 'tiny'")
+    return None
+
+
 def _looks_like_hub_id(path: str) -> bool:
     parts = path.split("/")
     return len(parts) == 2 and all(parts) and not path.startswith((".", "~", "/"))

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from resd_learner.selection import format_selection, read_jsonl, saved_checkpoints, select_checkpoint
+from resd_learner.records import read_records
+from resd_learner.selection import read_jsonl, saved_checkpoints, select_checkpoint
 
 #: Figure file -> (title, key prefixes, row kind). Keys are the flat names L3's trainer logs.
 FIGURES: dict[str, tuple[str, tuple[str, ...], str]] = {
@@ -36,6 +37,17 @@ FIGURES: dict[str, tuple[str, tuple[str, ...], str]] = {
     "playbook.png": ("Playbook and context updates", ("context/",), "train"),
     "timings.png": ("Phase timings (seconds per step)", ("time/",), "train"),
 }
+
+#: Context keys left out of ``playbook.png`` (cumulative totals repeat the per-step curves).
+PLAYBOOK_CURVES_HIDDEN = ("context/total/",)
+#: The bar chart of the most-tagged playbook entries, and how many it shows.
+TOP_ENTRIES_FIGURE = "playbook_top_entries.png"
+TOP_ENTRIES = 12
+#: Characters of an entry's content in its bar label.
+ENTRY_LABEL_CHARS = 70
+#: Worked examples shown in the index, and the characters of each text shown.
+WORKED_EXAMPLES = 3
+EXAMPLE_CHARS = 600
 
 #: Longest reflection shown in full in the Markdown history (the HTML keeps everything, folded).
 MD_REFLECTION_CHARS = 1200
@@ -60,14 +72,20 @@ def series(rows: Sequence[Mapping[str, Any]], kind: str, prefixes: Sequence[str]
 
 
 def _split_scales(data: dict[str, tuple[list[int], list[float]]]) -> list[dict[str, tuple[list[int], list[float]]]]:
-    """Put series whose magnitudes differ by >20x on separate panels, so small curves stay visible."""
+    """Put series whose magnitudes differ by >20x on separate panels, so small curves stay visible.
+
+    Series with no points are dropped, and so is any panel left empty (e.g. every series is 0).
+    """
+    data = {k: v for k, v in data.items() if v[0]}
     if len(data) <= 1:
-        return [data]
+        return [data] if data else []
     peaks = {k: max((abs(v) for v in vals), default=0.0) for k, (_, vals) in data.items()}
-    top = max(peaks.values()) or 1.0
+    top = max(peaks.values())
+    if top == 0.0:
+        return [data]
     big = {k: v for k, v in data.items() if peaks[k] * 20 >= top}
     small = {k: v for k, v in data.items() if k not in big}
-    return [big, small] if small else [big]
+    return [panel for panel in (big, small) if panel]
 
 
 def plot_group(data: dict[str, tuple[list[int], list[float]]], title: str, path: Path, *, best_step: int | None = None) -> None:
@@ -79,6 +97,8 @@ def plot_group(data: dict[str, tuple[list[int], list[float]]], title: str, path:
     import matplotlib.ticker
 
     panels = _split_scales(data)
+    if not panels:
+        raise ValueError(f"plot_group({title!r}): no series with points to draw")
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.6 * len(panels)), squeeze=False, sharex=True)
     for ax, panel in zip(axes[:, 0], panels):
         for key, (steps, values) in panel.items():
@@ -94,6 +114,176 @@ def plot_group(data: dict[str, tuple[list[int], list[float]]], title: str, path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_top_entries(lives: Sequence["EntryLife"], path: Path, *, top: int = TOP_ENTRIES) -> list[str]:
+    """Horizontal bars of helpful / harmful counts for the ``top`` most-tagged entries; returns their ids.
+
+    Each bar is labelled with the entry id and the first :data:`ENTRY_LABEL_CHARS` characters of its
+    content on one line; entries removed from the playbook are marked "(removed)".
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ranked = sorted((life for life in lives if life.helpful or life.harmful),
+                    key=lambda life: (-(life.helpful + life.harmful), -life.helpful, life.entry_id))[:top]
+    if not ranked:
+        raise ValueError("plot_top_entries: no entry has a helpful or harmful tag")
+    labels = []
+    for life in ranked:
+        text = " ".join(life.content.split())
+        text = text if len(text) <= ENTRY_LABEL_CHARS else text[: ENTRY_LABEL_CHARS - 1] + "…"
+        gone = " (removed)" if life.removed_step is not None else ""
+        labels.append(f"[{life.entry_id}]{gone} {text}")
+    rows = list(range(len(ranked)))[::-1]  # most tagged on top
+    fig, ax = plt.subplots(figsize=(12, max(3.0, 0.45 * len(ranked) + 1.2)))
+    ax.barh(rows, [life.helpful for life in ranked], color="#1a7f37", label="helpful")
+    ax.barh(rows, [life.harmful for life in ranked], left=[life.helpful for life in ranked], color="#b42318",
+            label="harmful")
+    ax.set_yticks(rows, labels, fontsize=8)
+    ax.set_xlabel("tags")
+    ax.set_title(f"Most-tagged playbook entries (top {len(ranked)})")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(True, axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [life.entry_id for life in ranked]
+
+
+def selection_table(selection: Any) -> str:
+    """The rank table of a checkpoint selection, one line per validation step.
+
+    Columns: the metric values with their ranks, the rank sum, ``tie`` when another step has the same
+    rank sum (the winner is then the one with the larger sum of raw values, then the earlier step), and
+    whether a checkpoint was saved at that step. When the selected step has no checkpoint, the line
+    after the table names the best step that has one.
+    """
+    short = [m.removeprefix("val/") for m in selection.metrics]
+    totals = [c.total_rank for c in selection.candidates]
+    lines = [f"  {'step':>6} " + " ".join(f"{s:>24}" for s in short) + f" {'rank sum':>9}  tie  checkpoint"]
+    for c in selection.candidates:
+        mark = "*" if c.step == selection.best.step else " "
+        cells = " ".join(f"{c.values[m]:>14.4f} (r{c.ranks[m]:>5.1f})" for m in selection.metrics)
+        tie = "tie" if totals.count(c.total_rank) > 1 else "   "
+        saved = "saved" if c.checkpoint else "not saved"
+        lines.append(f"{mark} {c.step:>6} {cells} {c.total_rank:>9.1f}  {tie}  {saved}")
+    for skipped in selection.skipped:
+        lines.append(f"  skipped step {skipped['step']}: {skipped['reason']}")
+    best = selection.best
+    if best.checkpoint:
+        lines.append(f"selected step {best.step} ({best.checkpoint})")
+    else:
+        saved = sorted((c for c in selection.candidates if c.checkpoint),
+                       key=lambda c: (-c.total_rank, -sum(c.values.values()), c.step))
+        fallback = (f"; the best step with a checkpoint is {saved[0].step} ({saved[0].checkpoint})" if saved
+                    else "; no validated step has a checkpoint")
+        lines.append(f"selected step {best.step} (no checkpoint saved at that step){fallback}")
+    return "\n".join(lines)
+
+
+@dataclass
+class WorkedExample:
+    """A failed attempt, its reflection, the playbook entries it produced and the next attempt."""
+
+    step: int
+    example_id: str
+    response: str
+    reward: float
+    feedback: str
+    reflection: str
+    entries: list[tuple[str, str]]
+    """(entry id, content) of the entries the reflection's curation added."""
+    next_step: int | None = None
+    next_response: str = ""
+    next_reward: float | None = None
+
+
+def worked_examples(steps: Sequence[Any], *, limit: int = WORKED_EXAMPLES) -> list[WorkedExample]:
+    """Up to ``limit`` failures (from ``resd_learner.records.read_records``) whose curation added an entry.
+
+    Failures that have a later attempt at the same prompt come first, then the earliest; the next
+    attempt is the first rollout of that prompt at a later step.
+    """
+    found: list[WorkedExample] = []
+    for index, rec in enumerate(steps):
+        rollouts = {(r["example_id"], r["group_index"]): r for r in rec.rollouts}
+        reflections = {(c["example_id"], c["group_index"]): c for c in rec.context if c.get("kind") == "reflection"}
+        for cur in rec.context:
+            if cur.get("kind") != "curation" or not cur.get("added"):
+                continue
+            key = (cur["example_id"], cur["group_index"])
+            rollout, reflection = rollouts.get(key), reflections.get(key)
+            if rollout is None:
+                continue
+            contents = {op.get("content", "") for op in cur.get("operations", [])}
+            example = WorkedExample(rec.step, key[0], rollout["response"], rollout["reward"], rollout["feedback"],
+                                    reflection["text"] if reflection else "",
+                                    [(i, _entry_content(rec.playbook, i, contents)) for i in cur["added"]])
+            for later in steps[index + 1:]:
+                again = [r for r in later.rollouts if r["example_id"] == key[0]]
+                if again:
+                    example.next_step, example.next_response = later.step, again[0]["response"]
+                    example.next_reward = again[0]["reward"]
+                    break
+            found.append(example)
+    found.sort(key=lambda ex: (ex.next_step is None, ex.step))
+    return found[:limit]
+
+
+def _entry_content(playbook: str | None, entry_id: str, proposed: set[str]) -> str:
+    """The entry's line in the step's playbook (after the id), else the proposed content(s)."""
+    for line in (playbook or "").splitlines():
+        if f"[{entry_id}]" in line:
+            return line.split(f"[{entry_id}]", 1)[1].strip()
+    return " / ".join(sorted(proposed))
+
+
+def _clip(text: str, limit: int = EXAMPLE_CHARS) -> str:
+    text = (text or "").strip()
+    return text if len(text) <= limit else text[:limit] + f" [... {len(text) - limit} more characters]"
+
+
+def _fenced(text: str) -> list[str]:
+    fence = "`" * 3
+    return [fence, _clip(text).replace(fence, "'" * 3), fence]
+
+
+def examples_markdown(examples: Sequence[WorkedExample]) -> list[str]:
+    lines: list[str] = []
+    for n, ex in enumerate(examples, 1):
+        lines += [f"### Example {n}: prompt `{_md_inline(ex.example_id)}`, step {ex.step}", "",
+                  f"**Attempt** (reward {ex.reward:g}):", "", *_fenced(ex.response), "",
+                  f"**Feedback**: {_md_inline(_clip(ex.feedback))}", "",
+                  f"**Reflection**: {_md_inline(_clip(ex.reflection)) or '(empty)'}", "",
+                  "**Playbook entries added**:"]
+        lines += [f"- `{_md_inline(i)}` {_md_inline(c)}" for i, c in ex.entries]
+        if ex.next_step is None:
+            lines += ["", "**Next attempt**: the prompt was not seen again in this run.", ""]
+        else:
+            lines += ["", f"**Next attempt** (step {ex.next_step}, reward {ex.next_reward:g}):", "",
+                      *_fenced(ex.next_response), ""]
+    return lines
+
+
+def examples_html(examples: Sequence[WorkedExample]) -> list[str]:
+    e = html.escape
+    body: list[str] = []
+    for n, ex in enumerate(examples, 1):
+        body.append(f"<h3>Example {n}: prompt <code>{e(ex.example_id)}</code>, step {ex.step}</h3>")
+        body.append(f"<p><b>Attempt</b> (reward {ex.reward:g}):</p><pre>{e(_clip(ex.response))}</pre>")
+        body.append(f"<p><b>Feedback</b>:</p><pre>{e(_clip(ex.feedback))}</pre>")
+        body.append(f"<p><b>Reflection</b>:</p><pre>{e(_clip(ex.reflection)) or '(empty)'}</pre>")
+        body.append("<p><b>Playbook entries added</b>:</p><ul>"
+                    + "".join(f"<li><code>{e(i)}</code> {e(c)}</li>" for i, c in ex.entries) + "</ul>")
+        if ex.next_step is None:
+            body.append("<p><b>Next attempt</b>: the prompt was not seen again in this run.</p>")
+        else:
+            body.append(f"<p><b>Next attempt</b> (step {ex.next_step}, reward {ex.next_reward:g}):</p>"
+                        f"<pre>{e(_clip(ex.next_response))}</pre>")
+    return body
 
 
 # -- playbook history ---------------------------------------------------------------------------
@@ -296,47 +486,72 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Repo
         try:
             selection = select_checkpoint(rows, saved_steps=saved_checkpoints(run))
             best_step = selection.best.step
-            selection_text = format_selection(selection)
+            selection_text = selection_table(selection)
         except ValueError as err:
             notes.append(f"checkpoint selection not possible: {err}")
 
     figures = []
     for name, (title, prefixes, kind) in FIGURES.items():
         data = series(rows, kind, prefixes)
-        if not data:
+        if name == "playbook.png":
+            data = {k: v for k, v in data.items() if not k.startswith(PLAYBOOK_CURVES_HIDDEN)}
+        if not _split_scales(data):
             notes.append(f"{name}: no {kind} keys starting with {', '.join(prefixes)}")
             continue
         plot_group(data, title, out / name, best_step=best_step if kind == "val" else None)
         figures.append(out / name)
+    lives = entry_lives(events)
+    if any(life.helpful or life.harmful for life in lives):
+        plot_top_entries(lives, out / TOP_ENTRIES_FIGURE)
+        figures.append(out / TOP_ENTRIES_FIGURE)
+    elif events:
+        notes.append(f"{TOP_ENTRIES_FIGURE}: no entry was ever tagged helpful or harmful")
 
+    examples: list[WorkedExample] = []
+    try:
+        examples = worked_examples(read_records(run))
+    except ValueError as err:
+        notes.append(f"records: {err}")
+    if not examples:
+        notes.append("no worked examples: the run has no records/ of a failure whose curation added an entry")
     files = [out / "playbook_history.md", out / "playbook_history.html", out / "index.md", out / "index.html"]
     files[0].write_text(history_markdown(events), encoding="utf-8")
     files[1].write_text(history_html(events), encoding="utf-8")
-    files[2].write_text(_index_markdown(run, figures, selection_text, notes), encoding="utf-8")
-    files[3].write_text(_index_html(run, figures, selection_text, notes), encoding="utf-8")
+    files[2].write_text(_index_markdown(run, figures, selection_text, notes, examples), encoding="utf-8")
+    files[3].write_text(_index_html(run, figures, selection_text, notes, examples), encoding="utf-8")
     return ReportResult(out, figures, files, notes)
 
 
-def _index_markdown(run: Path, figures: list[Path], selection_text: str, notes: list[str]) -> str:
+def _figure_title(fig: Path) -> str:
+    return "Most-tagged playbook entries" if fig.name == TOP_ENTRIES_FIGURE else FIGURES[fig.name][0]
+
+
+def _index_markdown(run: Path, figures: list[Path], selection_text: str, notes: list[str],
+                    examples: Sequence[WorkedExample] = ()) -> str:
     lines = [f"# Run report: {run.name}", ""]
     if selection_text:
         lines += ["## Checkpoint selection (rank rule, paper §4.1)", "", "```", selection_text, "```", ""]
     for fig in figures:
-        lines += [f"## {FIGURES[fig.name][0]}", "", f"![{fig.stem}]({fig.name})", ""]
+        lines += [f"## {_figure_title(fig)}", "", f"![{fig.stem}]({fig.name})", ""]
     lines += ["## Playbook", "", "[history (Markdown)](playbook_history.md) · [history (HTML)](playbook_history.html)", ""]
+    if examples:
+        lines += ["## Worked examples", ""] + examples_markdown(examples)
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(lines)
 
 
-def _index_html(run: Path, figures: list[Path], selection_text: str, notes: list[str]) -> str:
+def _index_html(run: Path, figures: list[Path], selection_text: str, notes: list[str],
+                examples: Sequence[WorkedExample] = ()) -> str:
     e = html.escape
     body = [f"<h1>Run report: {e(run.name)}</h1>"]
     if selection_text:
         body.append(f"<h2>Checkpoint selection (rank rule, paper §4.1)</h2><pre>{e(selection_text)}</pre>")
     for fig in figures:
-        body.append(f"<h2>{e(FIGURES[fig.name][0])}</h2><img src='{e(fig.name)}' alt='{e(fig.stem)}'>")
+        body.append(f"<h2>{e(_figure_title(fig))}</h2><img src='{e(fig.name)}' alt='{e(fig.stem)}'>")
     body.append("<h2>Playbook</h2><p><a href='playbook_history.html'>history</a></p>")
+    if examples:
+        body += ["<h2>Worked examples</h2>"] + examples_html(examples)
     if notes:
         body.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")
     return _html_page(f"Run report: {run.name}", body)

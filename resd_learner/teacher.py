@@ -198,42 +198,6 @@ class EmaTeacher:
         self.updates = int(state["updates"])
 
 
-def response_positions(
-    hidden: torch.Tensor, response_starts: torch.Tensor | list[int], response_length: int
-) -> torch.Tensor:
-    """Pick, per sequence, the hidden states that predict its response tokens.
-
-    A causal LM's state at position i predicts token i + 1, so response token j of sequence b (at
-    position ``response_starts[b] + j``) is predicted by ``hidden[b, response_starts[b] - 1 + j]``.
-    Use this on the teacher's (longer, enriched) sequences and on the student's so that both line up
-    token by token before calling the loss.
-
-    Args:
-        hidden: [B, T, H] hidden states (or [B, T, V] logits).
-        response_starts: [B] index of each sequence's first response token (>= 1).
-        response_length: R, the number of response positions to return.
-
-    Returns:
-        [B, R, H]; rows past the end of a sequence are zero (mask them out in the loss).
-    """
-    batch, tokens = hidden.shape[:2]
-    starts = torch.as_tensor(response_starts, dtype=torch.long, device=hidden.device)
-    if starts.shape != (batch,):
-        raise ValueError(f"response_starts must have shape [B] = [{batch}], got {tuple(starts.shape)}")
-    if batch and int(starts.min()) < 1:
-        raise ValueError(f"response_starts must be >= 1 (a response token needs a preceding position), "
-                         f"got {starts.tolist()}")
-    if response_length < 0:
-        raise ValueError(f"response_length={response_length} must be >= 0")
-    positions = starts[:, None] - 1 + torch.arange(response_length, device=hidden.device)[None, :]
-    valid = positions < tokens
-    index = positions.clamp(max=max(tokens - 1, 0))
-    index = index.reshape(batch, response_length, *([1] * (hidden.dim() - 2))).expand(
-        batch, response_length, *hidden.shape[2:])
-    picked = hidden.gather(1, index)
-    return picked * valid.reshape(batch, response_length, *([1] * (hidden.dim() - 2))).to(picked.dtype)
-
-
 def _unwrap(module: nn.Module) -> nn.Module:
     """Strip DeepSpeed engines and (Distributed)DataParallel wrappers, which keep the model in ``.module``."""
     while isinstance(getattr(module, "module", None), nn.Module) and (

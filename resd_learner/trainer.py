@@ -26,10 +26,8 @@ The method switch (``method.name``) changes only steps 3-7: SDPO/SDPO+ss build t
 prompt (demonstration or feedback, no playbook, no reflection), GRPO skips the teacher and uses the
 clipped policy-gradient loss over groups of ``rollout.n`` responses.
 
-Batch construction is exposed as pure functions so that it can be tested without a model:
-:func:`sample_views`, :func:`choose_demonstrations` (which demonstration each sample gets),
-:func:`build_teacher_items` / :func:`build_teacher_batch` (teacher sequences and the per-sample
-distillation mask) and :func:`build_grpo_items` (group-normalised advantages).
+Batch construction (views, demonstrations, teacher sequences, GRPO advantages, packing) lives in
+:mod:`resd_learner.batch` as pure functions; this module runs the loop around them.
 
 With ``method.switch_to_grpo.success_rate`` set, a self-distillation run switches to GRPO (groups of
 ``method.switch_to_grpo.n``) at the first outer-batch boundary where the training success rate,
@@ -43,208 +41,95 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+import torch
+import torch.distributed as dist
+from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from resd_learner import checkpoint as ckpt
 from resd_learner import distributed
-from resd_learner.config import MethodConfig, RunConfig, dump_yaml
-from resd_learner.envs import make_task_source
+from resd_learner.batch import (
+    ContextResult,
+    Packed,
+    TrainItem,
+    build_grpo_items,
+    build_teacher_items,
+    choose_demonstrations,
+    gather_positions,
+    has_loss,
+    pack_student,
+    pack_teacher,
+    response_targets,
+    sample_views,
+)
+from resd_learner.config import RunConfig, dump_yaml
+from resd_learner.context import ContextUpdate, ContextUpdater, SampleView
+from resd_learner.evaluate import summarize
+from resd_learner.grpo import clip_fractions, clipped_policy_loss
+from resd_learner.loss import aggregate_loss, chunked_f_divergence_loss, f_divergence_loss, rollout_correction_weights
 from resd_learner.metrics import MetricsLogger, truncate_jsonl
 from resd_learner.models import load_tokenizer, resolve_model_path
-from resd_learner.rollout import collect_samples, make_backend
+from resd_learner.rebalance import success_rate_weights
+from resd_learner.rollout import GenerationBackend, collect_samples, make_backend
+from resd_learner.records import RunRecords, collect_step_records
 from resd_learner.schedule import GrpoSwitch
+from resd_learner.seeding import derive_seed
 from resd_learner.summary import print_run_summary, record_val_scores
+from resd_learner.task_sources import make_task_source
+from resd_learner.teacher import EmaTeacher
 from resd_learner.types import Sample, Task
 from resd_learner.warm_start import warm_started_model
 
-PHASES = ("rollout", "context", "teacher", "loss", "optim", "ema", "sync")
-
-
-def derive_seed(*parts: int) -> int:
-    """A 31-bit seed from integers (run seed, phase id, step, ...); stable across processes."""
-    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1)[0]) & 0x7FFFFFFF
-
+PHASES = ("rollout", "context", "teacher_inputs", "teacher", "loss", "backward", "optim", "ema", "sync")
+"""Timed phases of one step, each logged as ``time/<phase>_s``: ``teacher_inputs`` builds the teacher
+sequences, ``teacher`` is the teacher forward, ``loss`` the student forward and loss, ``backward`` the
+backward pass, ``optim`` the optimizer step."""
 
 _PHASE_ID = {"rollout": 1, "context": 2, "val": 3}
 
+T = TypeVar("T")
 
-@dataclass
-class TrainItem:
-    """One sequence prepared for the loss: student ids, teacher ids, where each response starts."""
 
-    student_ids: list[int]
-    student_start: int
-    teacher_ids: list[int] = field(default_factory=list)
-    teacher_start: int = 0
-    distill: bool = True
-    weight: float = 1.0
-    advantage: float = 0.0
-    rollout_logprobs: list[float] | None = None
-    sections: tuple[str, ...] = ()
-    """Sections present in the teacher prompt (e.g. prompt, playbook, feedback, reflection, solution)."""
-    skip_reason: str = ""
-    """Why the sample has no loss (distill False): "no_response", "no_signal" or "teacher_too_long"."""
+class ContextGenerator:
+    """The student in diagnostic mode for the context updater (reflector / tagger / curator calls).
+
+    Call k (1-based) of step s samples with seed ``derive_seed(run seed, context phase, s, k)``; the
+    trainer calls :meth:`start_step` before each context update, so the seeds of a step do not depend
+    on what earlier steps generated. Uses the training sampling settings.
+    """
+
+    def __init__(self, config: RunConfig, backend: GenerationBackend | None) -> None:
+        self.config = config
+        self.backend = backend
+        self.step = 0
+        self.calls = 0
+
+    def start_step(self, step: int) -> None:
+        self.step, self.calls = step, 0
 
     @property
-    def response_len(self) -> int:
-        return len(self.student_ids) - self.student_start
+    def supports_schema(self) -> bool:
+        """Whether the backend can generate under a JSON schema (ranks without a backend never generate)."""
+        return self.backend is None or bool(getattr(self.backend, "supports_schema", False))
 
-
-@dataclass
-class ContextResult:
-    """The context update of one step and the demonstration chosen for each sample (same order)."""
-
-    update: Any
-    solutions: list[str]
-
-
-def sample_views(samples: list[Sample], success_threshold: float) -> list[Any]:
-    """What the context code sees of each sample (``SampleView``), in the same order.
-
-    A sample succeeds when its reward is >= ``success_threshold``. As in the official reward code, a
-    response that passes every test has no feedback ("").
-    """
-    from resd_learner.context import SampleView
-
-    return [SampleView(example_id=s.task.example_id, group_index=s.group_index, prompt=s.task.prompt,
-                       response=s.response_text, reward=s.reward, success=s.reward >= success_threshold,
-                       feedback="" if s.score is None or s.score.passed else s.score.feedback)
-            for s in samples]
-
-
-def choose_demonstrations(views: list[Any], method: MethodConfig, buffer: Any = None) -> list[str]:
-    """The demonstration ("" for none) each sample's teacher prompt gets, per method.
-
-    - ``sdpo``: the first successful *peer* of the same rollout group; a sample's own success is never
-      used and there is no cross-step memory (``buffer`` is ignored);
-    - ``sdpo_ss``: the sample's own response if it succeeded, else the first successful peer;
-    - ``resd``: own success, else a successful peer, else ``buffer``'s solution for the example id
-      (``buffer`` = the :class:`~resd_learner.context.SolutionBuffer` *after* this step's successes
-      were stored, or None without a buffer); with ``method.use_solution`` False there is none;
-    - ``grpo``: none.
-
-    Thinking is stripped from every demonstration.
-    """
-    from resd_learner.context import choose_demonstration
-
-    if method.name == "grpo" or not method.use_solution:
-        return [""] * len(views)
-    memory = buffer if method.name == "resd" else None
-    return [choose_demonstration(v, views, memory, self_success=method.distill_self_success) for v in views]
-
-
-def build_teacher_items(samples: list[Sample], views: list[Any], *, method: MethodConfig, tokenizer: Any,
-                        solutions: list[str], reflections: list[str] | None = None, playbook: str = "",
-                        chat_template_kwargs: dict[str, Any] | None = None) -> list[TrainItem]:
-    """Teacher sequences and distillation masks for self-distillation samples (same order as ``samples``).
-
-    ``views``, ``solutions`` and ``reflections`` are aligned with ``samples`` (from
-    :func:`sample_views`, :func:`choose_demonstrations` and the context update). ``playbook`` is the
-    playbook text *after* this step's update (RESD only).
-
-    Mask (``item.distill``), following the official trainer: a sample is distilled only when its
-    teacher sees a privileged signal —
-    - SDPO / SDPO+ss: a demonstration, else non-empty environment feedback;
-    - RESD: a demonstration, non-empty feedback (shown only when there is no demonstration) or a
-      non-empty reflection; the playbook and the previous trial alone do not count.
-    A sample with an empty response, or whose untrimmable prompt parts exceed
-    ``method.max_teacher_length``, is not distilled either. ``skip_reason`` says why.
-
-    Returns:
-        TrainItems with ``student_ids`` = prompt + response ids, ``teacher_ids`` = enriched prompt +
-        the same response ids, ``sections`` = the teacher prompt's sections; weight 1.0.
-    """
-    if method.name not in ("resd", "sdpo", "sdpo_ss"):
-        raise ValueError(f"build_teacher_items is for self-distillation methods, got method.name={method.name!r}")
-    count = len(samples)
-    reflections = reflections if reflections is not None else [""] * count
-    if not (len(views) == len(solutions) == len(reflections) == count):
-        raise ValueError(f"views ({len(views)}), solutions ({len(solutions)}) and reflections "
-                         f"({len(reflections)}) must be aligned with the {count} samples")
-    return [_teacher_item(samples[i], views[i].feedback, solutions[i], reflections[i], playbook, method, tokenizer,
-                          chat_template_kwargs) for i in range(count)]
-
-
-def build_teacher_batch(samples: list[Sample], *, method: MethodConfig, tokenizer: Any, buffer: Any = None,
-                        reflections: list[str] | None = None, playbook: str = "",
-                        chat_template_kwargs: dict[str, Any] | None = None) -> list[TrainItem]:
-    """:func:`sample_views` → :func:`choose_demonstrations` → :func:`build_teacher_items` for one batch.
-
-    ``buffer``, ``reflections`` and ``playbook`` are the context state after this step's update.
-    """
-    views = sample_views(samples, method.success_threshold)
-    solutions = choose_demonstrations(views, method, buffer)
-    return build_teacher_items(samples, views, method=method, tokenizer=tokenizer, solutions=solutions,
-                               reflections=reflections, playbook=playbook, chat_template_kwargs=chat_template_kwargs)
-
-
-def _teacher_item(sample: Sample, feedback: str, solution: str, reflection: str, playbook: str,
-                  method: MethodConfig, tokenizer: Any, chat_template_kwargs: dict[str, Any] | None) -> TrainItem:
-    from resd_learner.context import TeacherPromptTooLong, build_sdpo_teacher_inputs, build_teacher_inputs
-
-    if not sample.response_ids:  # nothing was generated (prompt too long): no loss for this sample
-        return TrainItem(student_ids=sample.prompt_ids[-1:] or [0], student_start=1, distill=False,
-                         skip_reason="no_response")
-    item = TrainItem(student_ids=sample.prompt_ids + sample.response_ids, student_start=len(sample.prompt_ids))
-    solution = (solution or "").strip() if method.use_solution else ""
-    feedback = (feedback or "").strip() if method.use_feedback else ""
-    reflection = (reflection or "").strip() if method.name == "resd" and method.use_reflection else ""
-    if not (solution or feedback or reflection):  # no privileged signal: the official mask is 0
-        item.distill, item.skip_reason = False, "no_signal"
-        return item
-    common = dict(prompt_messages=list(sample.task.messages), response_ids=sample.response_ids,
-                  max_length=method.max_teacher_length, chat_template_kwargs=chat_template_kwargs)
-    try:
-        if method.name == "resd":
-            inputs = build_teacher_inputs(
-                tokenizer, feedback=feedback, reflection=reflection, playbook=playbook, solution=solution,
-                template=method.teacher_template, previous_trial=sample.response_text,
-                use_feedback=method.use_feedback, use_reflection=method.use_reflection,
-                use_playbook=method.use_playbook, use_solution=method.use_solution, **common)
-        else:
-            inputs = build_sdpo_teacher_inputs(tokenizer, solution=solution, feedback=feedback,
-                                               use_feedback=method.use_feedback, **common)
-    except TeacherPromptTooLong:
-        item.distill, item.skip_reason = False, "teacher_too_long"
-        return item
-    if inputs is None:  # cannot happen after the signal check above; kept as a guard of the contract
-        item.distill, item.skip_reason = False, "no_signal"
-        return item
-    item.teacher_ids, item.teacher_start = list(inputs.input_ids), int(inputs.response_start)
-    item.sections = tuple(inputs.sections)
-    if len(item.teacher_ids) - item.teacher_start != item.response_len:
-        raise RuntimeError("the teacher sequence does not end with the student's response ids; "
-                           "build_teacher_inputs must append response_ids unchanged")
-    return item
-
-
-def build_grpo_items(samples: list[Sample], group_size: int, method: MethodConfig) -> list[TrainItem]:
-    """GRPO training items: group-normalised advantages, no teacher (same order as ``samples``).
-
-    ``samples`` holds ``group_size`` rollouts per prompt, contiguously (as ``collect_samples`` returns
-    them). Advantage = (reward - group mean) / (group std + 1e-6) (std off with
-    ``method.grpo_normalize_std=False``); a sample with an empty response gets no loss.
-    """
-    from resd_learner.grpo import group_advantages
-
-    advantages = group_advantages([s.reward for s in samples], group_size,
-                                  normalize_std=method.grpo_normalize_std).tolist()
-    items = []
-    for sample, advantage in zip(samples, advantages):
-        if not sample.response_ids:
-            items.append(TrainItem(student_ids=sample.prompt_ids[-1:] or [0], student_start=1, distill=False,
-                                   skip_reason="no_response"))
-            continue
-        items.append(TrainItem(student_ids=sample.prompt_ids + sample.response_ids,
-                               student_start=len(sample.prompt_ids), advantage=float(advantage),
-                               rollout_logprobs=sample.logprobs))
-    return items
+    def __call__(self, chats: list[list[dict[str, str]]], schema: dict | None = None) -> list[str]:
+        """One completion per chat; under ``schema`` (a JSON schema) when one is given."""
+        if self.backend is None:
+            raise RuntimeError("context generation runs on the main rank only (it holds the generation engine)")
+        cfg = self.config
+        self.calls += 1
+        seed = derive_seed(cfg.train.seed, _PHASE_ID["context"], self.step, self.calls)
+        gens = self.backend.generate(chats, n=1, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
+                                     max_tokens=max(1, cfg.context.max_reflection_tokens), seed=seed,
+                                     **({"schema": schema} if schema is not None else {}))
+        return [g[0].text for g in gens]
 
 
 class Timer:
@@ -254,7 +139,7 @@ class Timer:
         self.seconds: dict[str, float] = {}
 
     @contextmanager
-    def __call__(self, name: str):
+    def __call__(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
         try:
             yield
@@ -271,12 +156,13 @@ class Trainer:
         fail_after_step: raise ``RuntimeError`` right after this global step (tests of resume).
     """
 
-    def __init__(self, config: RunConfig, *, llm: Any = None, fail_after_step: int | None = None) -> None:
+    def __init__(self, config: RunConfig, *, llm: object | None = None, fail_after_step: int | None = None) -> None:
         self.config = config
         self.run_dir = Path(config.train.run_dir)
         self.fail_after_step = fail_after_step
         if distributed.is_main():
             self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.records = RunRecords(self.run_dir) if distributed.is_main() else None
         self.global_step = 0
         self.next_batch = 0
         distributed.init_distributed(config.distributed.backend, config.distributed.master_port)
@@ -307,33 +193,26 @@ class Trainer:
         self.backend = make_backend(config.rollout, self.model_dir, self.tokenizer, dtype=config.model.dtype,
                                     enable_thinking=config.model.enable_thinking, seed=config.train.seed,
                                     llm=llm) if distributed.is_main() else None
-        self.updater = self._build_updater() if config.method.name == "resd" else None
+        self.context_generate = ContextGenerator(config, self.backend)
+        self.updater = ContextUpdater(config.context, self.context_generate, seed=config.train.seed,
+                                      supports_schema=self.context_generate.supports_schema) \
+            if config.method.name == "resd" else None
         self.logger: MetricsLogger | None = None
-        self._context_calls = 0
 
     # -- construction ---------------------------------------------------------------------------
     def _seed_everything(self, seed: int) -> None:
-        import random
-
-        import torch
-
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
 
     def _build_models(self) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM
-
         cfg = self.config
         model = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=torch.float32)
         if cfg.model.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         model.config.use_cache = False
-        self.teacher = None
+        self.teacher: EmaTeacher | None = None
         if cfg.method.uses_teacher:
-            from resd_learner.teacher import EmaTeacher
-
             self.teacher = EmaTeacher(model, rate=cfg.teacher.rate, update_every=cfg.teacher.update_every)
         world = distributed.world_size()
         sizes = [cfg.rollout.n] + ([cfg.method.switch_to_grpo.n] if self.schedule is not None else [])
@@ -350,30 +229,18 @@ class Trainer:
             model, cfg.optim, zero_stage=cfg.distributed.zero_stage, micro_batch_size=micro,
             grad_accum=self.grad_accum, bf16=cfg.model.dtype == "bfloat16")
 
-    def _build_updater(self) -> Any:
-        from resd_learner.context import ContextUpdater
-
-        return ContextUpdater(self.config.context, self._context_generate, seed=self.config.train.seed)
-
-    def _context_generate(self, chats: list[list[dict[str, str]]]) -> list[str]:
-        """The student in diagnostic mode (reflector / tagger / curator calls), training sampling settings."""
-        cfg = self.config
-        self._context_calls += 1
-        seed = derive_seed(cfg.train.seed, _PHASE_ID["context"], self.global_step, self._context_calls)
-        gens = self.backend.generate(chats, n=1, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                                     max_tokens=max(1, cfg.context.max_reflection_tokens), seed=seed)
-        return [g[0].text for g in gens]
-
     # -- the loop ---------------------------------------------------------------------------------
-    def fit(self, resume_from: str | Path | None = None) -> dict[str, Any]:
-        """Run the stream to the end (or resume it from a checkpoint directory); returns the last metrics."""
+    def fit(self, resume_from: str | Path | None = None, *, overwrite: bool = False) -> dict[str, Any]:
+        """Run the stream to the end (or resume it from a checkpoint directory); returns the last metrics.
+
+        A new run refuses a run directory that already holds a run unless ``overwrite`` (then that run
+        is deleted first): see :func:`resd_learner.checkpoint.prepare_new_run_dir`.
+        """
         cfg = self.config
         if resume_from is not None:
             self._resume(Path(resume_from))
         elif distributed.is_main():
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            for name in ("metrics.jsonl", "playbook_history.jsonl", "val_scores.jsonl"):
-                (self.run_dir / name).unlink(missing_ok=True)
+            ckpt.prepare_new_run_dir(self.run_dir, overwrite=overwrite)
         if distributed.is_main():
             (self.run_dir / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
             if resume_from is None:
@@ -448,21 +315,35 @@ class Trainer:
             raise RuntimeError(f"injected failure after step {self.global_step} (fail_after_step)")
 
     def train_step(self, tasks: list[Task]) -> dict[str, Any]:
-        """One inner iteration on ``tasks``: rollout → context → teacher → loss → step → EMA → push."""
+        """One inner iteration on ``tasks``: rollout → context → teacher → loss → step → EMA → push.
+
+        A step in which no sample on any rank has anything to learn from (e.g. plain SDPO with one
+        rollout per prompt when every rollout succeeds, or prompts too long to generate from) is a
+        logged no-op: no forward/backward, no optimizer or scheduler step, no EMA update and no weight
+        push; its record has ``optim/skipped`` = 1.
+        """
         timer = Timer()
         self.global_step += 1
         with timer("rollout"):
             samples = self._rollout(tasks)
         with timer("context"):
             context = self._update_context(samples)
-        with timer("teacher"):
+        with timer("teacher_inputs"):
             items = self._build_items(samples, context)
-        loss_stats = self._optimize(items, timer)
-        if self.teacher is not None:
-            with timer("ema"):
-                self.teacher.update(self.engine.module)
-        with timer("sync"):
-            self._push_weights()
+        if self.records is not None:  # this step's rollouts, context outputs and teacher prompts
+            update = context.update if context is not None else None
+            self.records.write_step(self.global_step, collect_step_records(
+                samples, update, items, samples[::distributed.world_size()], self.tokenizer),
+                playbook=update.playbook if update is not None else None)
+        if _any_rank(has_loss(items)):
+            loss_stats = self._optimize(items, timer)
+            if self.teacher is not None:
+                with timer("ema"):
+                    self.teacher.update(self.engine.module)
+            with timer("sync"):
+                self._push_weights()
+        else:
+            loss_stats = dict(_EMPTY_STATS, skipped=1.0)
         return self._log_step(samples, context.update if context else None, items, loss_stats, timer)
 
     # -- phases -----------------------------------------------------------------------------------
@@ -476,30 +357,29 @@ class Trainer:
                                       max_tokens=cfg.rollout.max_tokens, seed=seed)
         return _broadcast(samples)
 
-    def _views(self, samples: list[Sample]) -> list[Any]:
-        return sample_views(samples, self.config.method.success_threshold)
-
     def _update_context(self, samples: list[Sample]) -> ContextResult | None:
-        """RESD's context update (main rank), then each sample's demonstration; both sent to every rank.
+        """The step's sample views, RESD's context update (main rank) and each sample's demonstration.
 
-        SDPO / SDPO+ss get only the demonstrations (same-group peers); GRPO gets None.
+        The views are built once here and travel in the result to every rank; SDPO / SDPO+ss get only
+        the demonstrations (same-group peers); GRPO gets None.
         """
         if self.method_name == "grpo":
             return None
         result = None
         if distributed.is_main():
-            self._context_calls = 0
-            views = self._views(samples)
+            views = sample_views(samples, self.config.method.success_threshold)
             update = None
             if self.updater is not None:
+                self.context_generate.start_step(self.global_step)
                 update = self.updater.update(self.global_step, views)  # also stores this step's successes
                 self._write_context_outputs(update)
             buffer = self.updater.solutions if self.updater is not None and self.config.context.solution_buffer \
                 else None
-            result = ContextResult(update=update, solutions=choose_demonstrations(views, self.config.method, buffer))
+            result = ContextResult(update=update, views=views,
+                                   solutions=choose_demonstrations(views, self.config.method, buffer))
         return _broadcast(result)
 
-    def _write_context_outputs(self, update: Any) -> None:
+    def _write_context_outputs(self, update: ContextUpdate) -> None:
         with (self.run_dir / "playbook_history.jsonl").open("a", encoding="utf-8") as handle:
             for event in update.events:
                 handle.write(json.dumps(event) + "\n")
@@ -515,7 +395,7 @@ class Trainer:
         if context is None:
             raise RuntimeError("self-distillation needs this step's context (demonstrations); got none")
         weights = self._sample_weights(samples)
-        views = self._views(samples)
+        views: Sequence[SampleView] = context.views
         update = context.update
         cfg = self.config
         kwargs = {"enable_thinking": cfg.model.enable_thinking} if cfg.model.enable_thinking is not None else None
@@ -532,107 +412,107 @@ class Trainer:
         method = self.config.method
         if not method.success_rate_weighting:
             return [1.0] * len(samples)
-        from resd_learner.rebalance import success_rate_weights
-
         return success_rate_weights([s.reward for s in samples], threshold=method.success_threshold,
                                     alpha=method.success_alpha, beta=method.success_beta).tolist()
 
     def _optimize(self, items: list[TrainItem], timer: Timer) -> dict[str, float]:
         """Forward/backward every micro-batch of this rank's items, then the optimizer step."""
         self.engine.train()
-        totals = {"loss": 0.0, "divergence_sum": 0.0, "tokens": 0.0, "grad_norm": 0.0}
+        totals = dict(_EMPTY_STATS)
         micro = self.micro_batch_size
         for start in range(0, self.grad_accum * micro, micro):
             chunk = items[start:start + micro]
             loss, stats = self._micro_batch_loss(chunk, timer)
-            with timer("loss"):
+            with timer("backward"):
                 self.engine.backward(loss)
             with timer("optim"):
                 if self.engine.is_gradient_accumulation_boundary() and self.config.distributed.zero_stage == 0:
                     totals["grad_norm"] = _grad_norm(self.engine.module)  # DeepSpeed records it only under ZeRO
                 self.engine.step()
             totals["loss"] += float(loss.detach()) / self.grad_accum
+            for key in ("clip_frac", "dual_clip_frac"):
+                totals[key] += stats.get(key, 0.0) / self.grad_accum
             totals["divergence_sum"] += stats["divergence_sum"]
             totals["tokens"] += stats["tokens"]
         if self.config.distributed.zero_stage > 0:
             totals["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
         return _all_reduce_stats(totals)
 
-    def _micro_batch_loss(self, chunk: list[TrainItem], timer: Timer) -> tuple[Any, dict[str, float]]:
-        """Scalar loss of one micro-batch (already divided by nothing: DeepSpeed scales by 1/grad_accum)."""
-        import torch
+    def _micro_batch_loss(self, chunk: list[TrainItem], timer: Timer) -> tuple[torch.Tensor, dict[str, float]]:
+        """Scalar loss of one micro-batch (already divided by nothing: DeepSpeed scales by 1/grad_accum).
 
-        from resd_learner.loss import aggregate_loss
-
+        A micro-batch with nothing to distil (while other micro-batches of the step have a loss) gets
+        an exact zero that is attached to the student's graph, so ``engine.backward`` accepts it.
+        """
         cfg = self.config
         device = self.engine.device
         pad = self.tokenizer.pad_token_id or 0
-        s_ids, s_att, s_pos, mask = _pack([it.student_ids for it in chunk], [it.student_start for it in chunk],
-                                          pad, device)
-        mask = mask * torch.tensor([float(it.distill) for it in chunk], device=device)[:, None]
+        student = pack_student(chunk, pad, device)
         if self.method_name == "grpo":
             with timer("loss"):
-                per_token = self._policy_loss(chunk, s_ids, s_att, s_pos, mask)
-                loss = aggregate_loss(per_token, mask, mode=cfg.loss.aggregation)
-            return loss, {"divergence_sum": 0.0, "tokens": float(mask.sum())}
+                per_token, clip = self._policy_loss(chunk, student)
+                loss = aggregate_loss(per_token, student.mask, mode=cfg.loss.aggregation)
+            return loss, {"divergence_sum": 0.0, "tokens": float(student.mask.sum()), **clip}
+        if not has_loss(chunk):
+            with timer("loss"):
+                loss = self._graph_zero(student)
+            return loss, {"divergence_sum": 0.0, "tokens": 0.0}
         with timer("teacher"):
-            t_ids, t_att, t_pos, _ = _pack([it.teacher_ids if it.distill else it.student_ids for it in chunk],
-                                           [it.teacher_start if it.distill else it.student_start for it in chunk],
-                                           pad, device)
-            t_hidden, t_head = self.teacher.hidden_and_head(t_ids, t_att)
-            t_hidden = _gather_positions(t_hidden, t_pos)
+            teacher = pack_teacher(chunk, pad, device)
+            t_hidden, t_head = self.teacher.hidden_and_head(teacher.ids, teacher.attention)
+            t_hidden = gather_positions(t_hidden, teacher.positions)
         with timer("loss"):
-            per_token = self._distill_loss(s_ids, s_att, s_pos, t_hidden, t_head, mask)
+            per_token = self._distill_loss(student, t_hidden, t_head)
             weights = torch.tensor([it.weight for it in chunk], dtype=torch.float32, device=device)
-            loss = aggregate_loss(per_token, mask, sample_weights=weights, mode=cfg.loss.aggregation)
+            loss = aggregate_loss(per_token, student.mask, sample_weights=weights, mode=cfg.loss.aggregation)
+        mask = student.mask
         return loss, {"divergence_sum": float((per_token.detach() * mask).sum()), "tokens": float(mask.sum())}
 
-    def _distill_loss(self, s_ids: Any, s_att: Any, s_pos: Any, t_hidden: Any, t_head: Any, mask: Any) -> Any:
+    def _graph_zero(self, student: Packed) -> torch.Tensor:
+        """0.0 attached to the student's graph (one cheap forward through the engine; gradients are zero)."""
+        logits = self.engine(input_ids=student.ids, attention_mask=student.attention, logits_to_keep=1).logits
+        return logits.sum() * 0.0
+
+    def _distill_loss(self, student: Packed, t_hidden: torch.Tensor, t_head: torch.Tensor) -> torch.Tensor:
         """Per-token [B, R] divergence: chunked over hidden states (ZeRO 0-2) or, under ZeRO-3, from
         logits of the response span only (the partitioned head cannot be chunked outside the engine)."""
-        from resd_learner.loss import chunked_f_divergence_loss, f_divergence_loss
-
         cfg = self.config
-        model = self.engine.module
+        model: PreTrainedModel = self.engine.module
         options = cfg.loss.loss_kwargs()
+        s_ids, s_att, s_pos, mask = student.ids, student.attention, student.positions, student.mask
         if cfg.distributed.zero_stage == 3:
             # The tied head is partitioned and must be used inside the engine's forward (used outside it,
             # ZeRO-3 loses part of the tied weight's gradient). Ask for logits on the response span only.
-            import torch
-
             first, last = int(s_pos.min()), int(s_pos.max())
             keep = torch.arange(first, last + 1, device=s_ids.device)
             span = self.engine(input_ids=s_ids, attention_mask=s_att, logits_to_keep=keep).logits
-            logits = _gather_positions(span, s_pos - first)
+            logits = gather_positions(span, s_pos - first)
             teacher_logits = t_hidden.to(t_head.dtype) @ t_head.T
             return f_divergence_loss(logits, teacher_logits.to(logits.device), mask, **options)
         hidden = model.base_model(input_ids=s_ids, attention_mask=s_att, use_cache=False).last_hidden_state
         head = model.get_output_embeddings().weight
-        return chunked_f_divergence_loss(_gather_positions(hidden, s_pos), t_hidden.to(hidden.device), head,
+        return chunked_f_divergence_loss(gather_positions(hidden, s_pos), t_hidden.to(hidden.device), head,
                                          t_head.to(hidden.device), mask, chunk_size=cfg.loss.chunk_size, **options)
 
-    def _policy_loss(self, chunk: list[TrainItem], s_ids: Any, s_att: Any, s_pos: Any, mask: Any) -> Any:
-        """GRPO per-token clipped surrogate (on-policy: old log-probs = current, detached)."""
-        import torch
-
-        from resd_learner.grpo import clipped_policy_loss
-        from resd_learner.loss import rollout_correction_weights
-
+    def _policy_loss(self, chunk: list[TrainItem], student: Packed) -> tuple[torch.Tensor, dict[str, float]]:
+        """GRPO per-token clipped surrogate (on-policy: old log-probs = current, detached) and its clip fractions."""
         method = self.config.method
-        logits = _gather_positions(self.engine(input_ids=s_ids, attention_mask=s_att).logits, s_pos)
-        targets = _response_targets(chunk, s_pos.shape[1], s_ids.device)
+        s_ids, s_pos, mask = student.ids, student.positions, student.mask
+        logits = gather_positions(self.engine(input_ids=s_ids, attention_mask=student.attention).logits, s_pos)
+        targets = response_targets(chunk, s_pos.shape[1], s_ids.device)
         logprobs = torch.log_softmax(logits.float() / self.config.loss.temperature, dim=-1)
         logprobs = logprobs.gather(-1, targets[..., None]).squeeze(-1)
         advantages = torch.tensor([it.advantage for it in chunk], dtype=torch.float32, device=s_ids.device)
-        per_token = clipped_policy_loss(logprobs, logprobs.detach(), advantages[:, None].expand_as(logprobs), mask,
-                                        clip_low=method.grpo_clip_low, clip_high=method.grpo_clip_high,
-                                        dual_clip=method.grpo_dual_clip)
+        clip = dict(clip_low=method.grpo_clip_low, clip_high=method.grpo_clip_high, dual_clip=method.grpo_dual_clip)
+        old = logprobs.detach()
+        per_token = clipped_policy_loss(logprobs, old, advantages[:, None].expand_as(logprobs), mask, **clip)
+        fractions = clip_fractions(logprobs.detach(), old, advantages, mask, **clip)
         if all(it.rollout_logprobs for it in chunk):
             rollout = torch.zeros_like(logprobs)
             for row, it in enumerate(chunk):
                 rollout[row, :len(it.rollout_logprobs)] = torch.tensor(it.rollout_logprobs, dtype=torch.float32)
             per_token = per_token * rollout_correction_weights(logprobs.detach(), rollout) * mask
-        return per_token
+        return per_token, fractions
 
     def _push_weights(self) -> None:
         weights = distributed.full_state_dict(self.engine)
@@ -640,8 +520,8 @@ class Trainer:
             self.backend.push_weights(weights)
 
     # -- metrics ----------------------------------------------------------------------------------
-    def _log_step(self, samples: list[Sample], update: Any, items: list[TrainItem], loss_stats: dict[str, float],
-                  timer: Timer) -> dict[str, Any]:
+    def _log_step(self, samples: list[Sample], update: ContextUpdate | None, items: list[TrainItem],
+                  loss_stats: dict[str, float], timer: Timer) -> dict[str, Any]:
         method = self.config.method
         rewards = np.array([s.reward for s in samples], dtype=float)
         scores = np.array([s.score.score if s.score else 0.0 for s in samples], dtype=float)
@@ -657,11 +537,15 @@ class Trainer:
             "loss/tokens": loss_stats["tokens"],
             "optim/grad_norm": loss_stats["grad_norm"],
             "optim/lr": float(self.scheduler.get_last_lr()[0]) if self.scheduler is not None else 0.0,
+            "optim/skipped": loss_stats["skipped"],
             "teacher/distilled_frac": float(np.mean([it.distill for it in items])) if items else 0.0,
             "method/phase": self.schedule.phase_index if self.schedule is not None else int(self.method_name == "grpo"),
             "method/name": self.method_name,
         }
-        if self.method_name != "grpo":
+        if self.method_name == "grpo":
+            values["grpo/clip_frac"] = loss_stats["clip_frac"]
+            values["grpo/dual_clip_frac"] = loss_stats["dual_clip_frac"]
+        else:
             for section in ("playbook", "feedback", "reflection", "solution"):
                 values[f"teacher/{section}_frac"] = float(np.mean([section in it.sections for it in items])) \
                     if items else 0.0
@@ -679,8 +563,6 @@ class Trainer:
 
     def validate(self) -> dict[str, Any]:
         """Sample ``eval.n`` responses per validation prompt; log mean@n / best@n of both accuracies."""
-        from resd_learner.evaluate import summarize
-
         cfg = self.config
         record: dict[str, Any] = {}
         if distributed.is_main() and self.val_tasks:
@@ -704,9 +586,7 @@ class Trainer:
     # -- checkpoints ------------------------------------------------------------------------------
     def save(self) -> Path:
         """Checkpoint at the current outer-batch boundary (collective)."""
-        from resd_learner.checkpoint import capture_rng
-
-        torch_state = {"rng": capture_rng(), "teacher": self.teacher.state_dict() if self.teacher else None}
+        torch_state = {"rng": ckpt.capture_rng(), "teacher": self.teacher.state_dict() if self.teacher else None}
         json_state = {"global_step": self.global_step, "next_batch": self.next_batch,
                       "num_batches": self.num_batches,
                       "context": self.updater.state_dict() if self.updater is not None and distributed.is_main()
@@ -740,75 +620,48 @@ class Trainer:
         self._push_weights()
 
 
-def _pack(sequences: list[list[int]], starts: list[int], pad: int, device: Any) -> tuple[Any, Any, Any, Any]:
-    """Right-padded ids [B, T], attention [B, T], the positions predicting each response token [B, R]
-    (position ``start - 1 + j`` predicts response token j) and the response mask [B, R]."""
-    import torch
+_EMPTY_STATS: dict[str, float] = {"loss": 0.0, "divergence_sum": 0.0, "tokens": 0.0, "grad_norm": 0.0,
+                                  "clip_frac": 0.0, "dual_clip_frac": 0.0, "skipped": 0.0}
+"""Loss statistics of a step before any micro-batch (and of a skipped step, with skipped = 1)."""
 
-    width = max(len(s) for s in sequences)
-    resp = max(1, max(len(s) - st for s, st in zip(sequences, starts)))
-    ids = torch.full((len(sequences), width), pad, dtype=torch.long)
-    attention = torch.zeros((len(sequences), width), dtype=torch.long)
-    positions = torch.zeros((len(sequences), resp), dtype=torch.long)
-    mask = torch.zeros((len(sequences), resp), dtype=torch.float32)
-    for row, (seq, start) in enumerate(zip(sequences, starts)):
-        if start < 1:
-            raise ValueError("a sequence must have at least one prompt token before its response")
-        ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
-        attention[row, :len(seq)] = 1
-        length = len(seq) - start
-        positions[row, :length] = torch.arange(start - 1, start - 1 + length)
-        mask[row, :length] = 1.0
-    return ids.to(device), attention.to(device), positions.to(device), mask.to(device)
+_MEAN_KEYS = ("loss", "clip_frac", "dual_clip_frac", "skipped")
+"""Statistics averaged over ranks (the others are sums, except grad_norm, which is already global)."""
 
 
-def _gather_positions(states: Any, positions: Any) -> Any:
-    """``states[b, positions[b, j]]`` for [B, T, D] states and [B, R] positions → [B, R, D]."""
-    index = positions.to(states.device)[..., None].expand(-1, -1, states.shape[-1])
-    return states.gather(1, index)
-
-
-def _response_targets(chunk: list[TrainItem], width: int, device: Any) -> Any:
-    """The response token ids [B, R] (0 in padding)."""
-    import torch
-
-    targets = torch.zeros((len(chunk), width), dtype=torch.long)
-    for row, it in enumerate(chunk):
-        response = it.student_ids[it.student_start:]
-        targets[row, :len(response)] = torch.tensor(response, dtype=torch.long)
-    return targets.to(device)
-
-
-def _grad_norm(module: Any) -> float:
+def _grad_norm(module: torch.nn.Module) -> float:
     """Global L2 norm of the accumulated gradients (before clipping)."""
-    import torch
-
     norms = [p.grad.detach().float().norm() for p in module.parameters() if p.grad is not None]
     return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
 
 
-def _broadcast(obj: Any) -> Any:
+def _broadcast(obj: T) -> T:
     """Send a picklable object from rank 0 to every rank (identity with one process)."""
     if distributed.world_size() == 1:
         return obj
-    import torch.distributed as dist
-
     holder = [obj]
     dist.broadcast_object_list(holder, src=0)
     return holder[0]
 
 
+def _any_rank(flag: bool) -> bool:
+    """Whether ``flag`` is true on at least one rank (every rank gets the same answer)."""
+    if distributed.world_size() == 1:
+        return flag
+    value = torch.tensor([int(flag)], dtype=torch.int64)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def _all_reduce_stats(stats: dict[str, float]) -> dict[str, float]:
-    """Sum token counts and divergence sums over ranks; average the loss."""
+    """Sum token counts and divergence sums over ranks; average the loss and the fractions."""
     if distributed.world_size() == 1:
         return stats
-    import torch
-    import torch.distributed as dist
-
     keys = sorted(stats)
     values = torch.tensor([stats[k] for k in keys], dtype=torch.float64)
     dist.all_reduce(values)
     out = dict(zip(keys, values.tolist()))
-    out["loss"] /= distributed.world_size()
+    for key in _MEAN_KEYS:
+        if key in out:
+            out[key] /= distributed.world_size()
     out["grad_norm"] = stats["grad_norm"]
     return out

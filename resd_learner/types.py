@@ -3,7 +3,6 @@
 - :class:`Task`: one prompt of the stream (id, chat messages, user-visible text).
 - :class:`Score`: what the environment said about one response (reward, per-test-case score, feedback).
 - :class:`Sample`: one rollout: the task, the exact prompt/response token ids, the score.
-- :class:`StepOutput`: the flat metrics of one optimizer step.
 """
 
 from __future__ import annotations
@@ -37,6 +36,8 @@ class Score:
 
     ``reward`` is the training reward (binary or dense); ``score`` the fraction of test cases passed
     (per-test-case accuracy); ``passed`` whether every test passed (per-task accuracy).
+    ``privileged_feedback`` is feedback meant only for the teacher context (e.g. the expected answer),
+    "" when the env offers none; :attr:`context_feedback` picks it over ``feedback``.
     """
 
     reward: float
@@ -45,6 +46,12 @@ class Score:
     feedback: str
     error_type: str | None = None
     num_tests: int = 0
+    privileged_feedback: str = ""
+
+    @property
+    def context_feedback(self) -> str:
+        """What the context (reflector, teacher prompt) sees: the privileged feedback when offered."""
+        return self.privileged_feedback or self.feedback
 
 
 @dataclass

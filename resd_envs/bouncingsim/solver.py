@@ -97,18 +97,23 @@ def predict_position(t):
                 bx, by = ux, uy
         return best, bx, by
 
-    def sat(a, b):
-        # deepest-overlap axis (normal from a to b), or None when separated
-        best = None
+    def axis_gaps(a, b):
+        # every face normal of both polygons, turned to point from a to b, with the gap between
+        # the two projections on it (> 0: the axis separates them)
         for P, Q, sg in ((a, b, 1.0), (b, a, -1.0)):
             for nx, ny in P[6]:
                 hi = max(nx * ux + ny * uy for ux, uy in P[5]) + nx * P[0] + ny * P[1]
                 lo = min(nx * ux + ny * uy for ux, uy in Q[5]) + nx * Q[0] + ny * Q[1]
-                gap = lo - hi
-                if gap > 0:
-                    return None
-                if best is None or gap > best[0]:
-                    best = (gap, sg * nx, sg * ny)
+                yield lo - hi, sg * nx, sg * ny
+
+    def sat(a, b):
+        # deepest-overlap axis (normal from a to b), or None when separated
+        best = None
+        for gap, nx, ny in axis_gaps(a, b):
+            if gap > 0:
+                return None
+            if best is None or gap > best[0]:
+                best = (gap, nx, ny)
         return -best[0], best[1], best[2]
 
     def free_time(s):
@@ -147,14 +152,10 @@ def predict_position(t):
                         # circumcircles overlap: use the separating axes of the polygons; an
                         # axis with gap g closing at speed u keeps them apart for g / u
                         best = 0.0
-                        for P, Q, sg in ((a, b, 1.0), (b, a, -1.0)):
-                            for nx, ny in P[6]:
-                                hi = max(nx * ux + ny * uy for ux, uy in P[5]) + nx * P[0] + ny * P[1]
-                                lo = min(nx * ux + ny * uy for ux, uy in Q[5]) + nx * Q[0] + ny * Q[1]
-                                sep = lo - hi
-                                if sep > 0:
-                                    u = -sg * (nx * wx + ny * wy)
-                                    best = max(best, 1e9 if u <= 0 else sep / u)
+                        for sep, nx, ny in axis_gaps(a, b):
+                            if sep > 0:
+                                u = -(nx * wx + ny * wy)
+                                best = max(best, 1e9 if u <= 0 else sep / u)
                         if best <= 0:
                             return 0.0  # overlapping: step normally
                         span = min(span, best)

@@ -15,13 +15,14 @@ revealing text and is refused when ``max_attempts > 1`` (the next attempt could 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import gymnasium
 from gymnasium.error import ResetNeeded
 
 from resd_envs.core.family import Task, TaskFamily, check_keywords
-from resd_envs.core.results import FEEDBACK_DETAILS, PRIVILEGED, REWARD_MODES, Evaluation
+from resd_envs.core.results import Evaluation, scoring_option_problems
 from resd_envs.core.spaces import AnyText
 from resd_envs.errors import ConfigError, UnknownTaskError
 
@@ -51,7 +52,96 @@ ENV_KEYWORDS: tuple[str, ...] = (
 )
 
 
-class TaskEnv(gymnasium.Env[str, str]):
+class TextEnv(gymnasium.Env[str, str]):
+    """Episode plumbing shared by resd's text envs (:class:`TaskEnv`, the reasoning-gym bridge).
+
+    A subclass calls :meth:`_configure` from ``__init__``, :meth:`_begin_episode` from ``reset``, and
+    from ``step`` :meth:`_begin_attempt` (the checked response) then :meth:`_end_attempt` with the
+    attempt's :class:`Evaluation`, which returns the ``step`` tuple. The attempt counter, the end of the
+    episode, the reward, the ``ansi`` rendering and the step info keys (:data:`STEP_INFO_KEYS`) are
+    therefore the same in every resd env.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
+
+    def _configure(
+        self,
+        env_id: str,
+        *,
+        reward_mode: str,
+        max_attempts: int,
+        feedback: str,
+        max_feedback_chars: int,
+        render_mode: str | None,
+        problems: Sequence[str] = (),
+    ) -> None:
+        """Check the env arguments and set the episode state.
+
+        Raises:
+            ConfigError: listing every invalid argument, after ``problems`` (the subclass's own).
+        """
+        problems = [*problems]
+        problems += scoring_option_problems(reward_mode, feedback, max_feedback_chars, max_attempts)
+        modes = self.metadata["render_modes"]
+        if render_mode is not None and render_mode not in modes:
+            problems.append(f"render_mode={render_mode!r}: use one of {', '.join(map(repr, modes))} or None")
+        if problems:
+            raise ConfigError(f"invalid arguments for {env_id}:\n  - " + "\n  - ".join(problems))
+        self.reward_mode = reward_mode
+        self.max_attempts = max_attempts
+        self.feedback_detail = feedback
+        self.max_feedback_chars = max_feedback_chars
+        self.render_mode = render_mode
+        self.observation_space = AnyText()
+        self.action_space = AnyText()
+        self._attempt = 0
+        self._done = True
+        self._last_text = ""
+
+    def _begin_episode(self, prompt: str) -> None:
+        """Start an episode whose first observation is ``prompt``."""
+        self._attempt = 0
+        self._done = False
+        self._last_text = prompt
+
+    def _begin_attempt(self, action: Any) -> str:
+        """Count an attempt and return the response as text.
+
+        Raises:
+            ResetNeeded: no episode is running (``reset`` was not called, or the episode has ended).
+        """
+        if self._done:
+            raise ResetNeeded("call reset() before step(); the previous episode has ended")
+        self._attempt += 1
+        return action if isinstance(action, str) else str(action)
+
+    def _end_attempt(
+        self, evaluation: Evaluation, task_id: str
+    ) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """The ``step`` result of the current attempt; the episode ends on a pass or the last attempt."""
+        terminated = evaluation.passed or self._attempt >= self.max_attempts
+        self._done = terminated
+        self._last_text = evaluation.feedback
+        info = {
+            "passed": evaluation.passed,
+            "score": float(evaluation.score),
+            "num_tests": evaluation.num_tests,
+            "num_passed": evaluation.num_passed,
+            "test_results": [t.as_dict() for t in evaluation.test_results],
+            "feedback": evaluation.feedback,
+            "privileged_feedback": evaluation.privileged_feedback,
+            "error_type": evaluation.error_type,
+            "task_id": task_id,
+            "attempt": self._attempt,
+            "extra": dict(evaluation.extra),
+        }
+        return evaluation.feedback, evaluation.reward(self.reward_mode), terminated, False, info
+
+    def render(self) -> Any:
+        return self._last_text if self.render_mode == "ansi" else None
+
+
+class TaskEnv(TextEnv):
     """Single-task text environment around a :class:`TaskFamily`.
 
     ## Action space
@@ -79,7 +169,6 @@ class TaskEnv(gymnasium.Env[str, str]):
     **family_kwargs: passed to the family constructor (data paths, sandbox limits, ...).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
     family_class: ClassVar[type[TaskFamily]]
 
     def __init__(
@@ -92,41 +181,18 @@ class TaskEnv(gymnasium.Env[str, str]):
         render_mode: str | None = None,
         **family_kwargs: Any,
     ) -> None:
-        problems = []
-        if reward_mode not in REWARD_MODES:
-            problems.append(f"reward_mode={reward_mode!r}: use one of {', '.join(REWARD_MODES)}")
-        if feedback not in FEEDBACK_DETAILS:
-            problems.append(f"feedback={feedback!r}: use one of {', '.join(FEEDBACK_DETAILS)}")
-        if not isinstance(max_attempts, int) or max_attempts < 1:
-            problems.append(f"max_attempts={max_attempts!r}: use an integer >= 1")
-        elif feedback == PRIVILEGED and max_attempts > 1:
-            problems.append(
-                f"feedback={PRIVILEGED!r} with max_attempts={max_attempts}: privileged feedback reveals the hidden "
-                "expected outputs, so the next attempt could copy them; use 'full', 'summary' or 'minimal' "
-                "and read info['privileged_feedback'] for a teacher"
-            )
-        if not isinstance(max_feedback_chars, int) or max_feedback_chars < 0:
-            problems.append(f"max_feedback_chars={max_feedback_chars!r}: use an integer >= 0 (0 = no cap)")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            problems.append(
-                f"render_mode={render_mode!r}: use one of {', '.join(map(repr, self.metadata['render_modes']))} or None"
-            )
-        if problems:
-            raise ConfigError(f"invalid arguments for {self.family_class.env_id}:\n  - " + "\n  - ".join(problems))
+        self._configure(
+            self.family_class.env_id,
+            reward_mode=reward_mode,
+            max_attempts=max_attempts,
+            feedback=feedback,
+            max_feedback_chars=max_feedback_chars,
+            render_mode=render_mode,
+        )
         check_keywords(family_kwargs, self.family_class, where="make()", also=ENV_KEYWORDS)
         self.family = self.family_class(**family_kwargs)
         self.split = self.family.check_split(split)
-        self.reward_mode = reward_mode
-        self.max_attempts = max_attempts
-        self.feedback_detail = feedback
-        self.max_feedback_chars = max_feedback_chars
-        self.render_mode = render_mode
-        self.observation_space = AnyText()
-        self.action_space = AnyText()
         self._task: Task | None = None
-        self._attempt = 0
-        self._done = True
-        self._last_text = ""
         self._last_response: str | None = None
 
     # -- gymnasium API ------------------------------------------------------------------------
@@ -134,10 +200,8 @@ class TaskEnv(gymnasium.Env[str, str]):
         super().reset(seed=seed)
         tasks = self.family.tasks(self.split)
         self._task = self._choose_task(tasks, options or {})
-        self._attempt = 0
-        self._done = False
+        self._begin_episode(str(self._task["prompt"]))
         self._last_response = None
-        self._last_text = str(self._task["prompt"])
         info = {
             "task_id": str(self._task["task_id"]),
             "env_id": self.family.env_id,
@@ -149,28 +213,20 @@ class TaskEnv(gymnasium.Env[str, str]):
         return self._last_text, info
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        if self._task is None or self._done:
-            raise ResetNeeded("call reset() before step(); the previous episode has ended")
-        response = action if isinstance(action, str) else str(action)
-        self._attempt += 1
+        response = self._begin_attempt(action)
+        assert self._task is not None
         evaluation = self.family.evaluate(
             self._task, response, detail=self.feedback_detail, max_chars=self.max_feedback_chars
         )
-        reward = evaluation.reward(self.reward_mode)
-        terminated = evaluation.passed or self._attempt >= self.max_attempts
-        self._done = terminated
-        self._last_text = evaluation.feedback
         self._last_response = response
-        return evaluation.feedback, reward, terminated, False, self._step_info(evaluation)
+        return self._end_attempt(evaluation, str(self._task["task_id"]))
 
     def render(self) -> Any:
-        if self.render_mode == "ansi":
-            return self._last_text
         if self.render_mode == "rgb_array":
             if self._task is None:
                 raise ResetNeeded("call reset() before render()")
             return self.family.render_rgb(self._task, self._last_response)
-        return None
+        return super().render()
 
     def close(self) -> None:
         close = getattr(self.family, "close", None)
@@ -197,19 +253,3 @@ class TaskEnv(gymnasium.Env[str, str]):
                 )
             return tasks[index]
         return tasks[int(self.np_random.integers(len(tasks)))]
-
-    def _step_info(self, evaluation: Evaluation) -> dict[str, Any]:
-        assert self._task is not None
-        return {
-            "passed": evaluation.passed,
-            "score": float(evaluation.score),
-            "num_tests": evaluation.num_tests,
-            "num_passed": evaluation.num_passed,
-            "test_results": [t.as_dict() for t in evaluation.test_results],
-            "feedback": evaluation.feedback,
-            "privileged_feedback": evaluation.privileged_feedback,
-            "error_type": evaluation.error_type,
-            "task_id": str(self._task["task_id"]),
-            "attempt": self._attempt,
-            "extra": dict(evaluation.extra),
-        }

@@ -54,14 +54,14 @@ class TestResult:
     message: str = ""
     score: float | None = None
 
+    @property
+    def credit(self) -> float:
+        """``score``, or the pass/fail value (1.0/0.0) when the family gave none."""
+        return float(self.passed if self.score is None else self.score)
+
     def as_dict(self) -> dict[str, Any]:
-        """Plain-dict form used inside ``info``; ``score`` defaults to the pass/fail value."""
-        return {
-            "id": self.id,
-            "passed": bool(self.passed),
-            "message": self.message,
-            "score": float(self.passed if self.score is None else self.score),
-        }
+        """Plain-dict form used inside ``info``; ``score`` is :attr:`credit`."""
+        return {"id": self.id, "passed": bool(self.passed), "message": self.message, "score": self.credit}
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,9 @@ class Evaluation:
     """A family scorer's verdict on one response to one task.
 
     ``passed`` is True only when every test case passed and there was no error. ``score`` is the
-    fraction of test cases passed (0.0 when the submission could not be run at all).
+    mean credit over the ``num_tests`` cases (each :attr:`TestResult.score`, 1.0/0.0 for pass/fail by
+    default): the fraction passed unless the family grades finer; 0.0 when the submission could not be
+    run at all.
 
     ``feedback`` is the text at the requested detail (policy-safe unless the detail was
     ``"privileged"``); ``privileged_feedback`` is always the revealing text, for a teacher or a human.
@@ -94,14 +96,16 @@ class Evaluation:
 
     @property
     def score(self) -> float:
-        return self.num_passed / self.num_tests if self.num_tests else 0.0
+        if not self.num_tests:
+            return 0.0
+        return sum(t.credit for t in self.test_results) / self.num_tests
 
     @property
     def passed(self) -> bool:
         return self.num_tests > 0 and self.num_passed == self.num_tests and self.error_type in (None,)
 
     def reward(self, mode: str) -> float:
-        """The scalar reward: 1.0/0.0 for ``binary``, the passed fraction for ``pass_rate``."""
+        """The scalar reward: 1.0/0.0 for ``binary``, :attr:`score` for ``pass_rate``."""
         if mode == "binary":
             return 1.0 if self.passed else 0.0
         if mode == "pass_rate":
@@ -149,6 +153,43 @@ class VerifyResult:
         out = asdict(self)
         out["test_results"] = list(self.test_results)
         return out
+
+
+def scoring_option_problems(
+    reward_mode: str, feedback: str, max_feedback_chars: int, max_attempts: int | None = None
+) -> list[str]:
+    """One line per invalid scoring option, naming the value and the fix (empty when all are valid).
+
+    ``max_attempts`` (an env's attempts per episode) is checked only when given. With more than one
+    attempt the ``privileged`` level is refused: the next attempt could copy the expected outputs it
+    reveals.
+    """
+    problems = []
+    if reward_mode not in REWARD_MODES:
+        problems.append(f"reward_mode={reward_mode!r}: use one of {', '.join(REWARD_MODES)}")
+    if feedback not in FEEDBACK_DETAILS:
+        problems.append(f"feedback={feedback!r}: use one of {', '.join(FEEDBACK_DETAILS)}")
+    if max_attempts is not None:
+        if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1:
+            problems.append(f"max_attempts={max_attempts!r}: use an integer >= 1")
+        elif feedback == PRIVILEGED and max_attempts > 1:
+            problems.append(
+                f"feedback={PRIVILEGED!r} with max_attempts={max_attempts}: privileged feedback reveals the "
+                "hidden expected outputs, so the next attempt could copy them; use 'full', 'summary' or "
+                "'minimal' and read info['privileged_feedback'] for a teacher"
+            )
+    if not isinstance(max_feedback_chars, int) or max_feedback_chars < 0:
+        problems.append(f"max_feedback_chars={max_feedback_chars!r}: use an integer >= 0 (0 = no cap)")
+    return problems
+
+
+def check_scoring_options(
+    reward_mode: str, feedback: str, max_feedback_chars: int, max_attempts: int | None = None
+) -> None:
+    """Raise :class:`ConfigError` listing every invalid option (see :func:`scoring_option_problems`)."""
+    problems = scoring_option_problems(reward_mode, feedback, max_feedback_chars, max_attempts)
+    if problems:
+        raise ConfigError("invalid scoring options:\n  - " + "\n  - ".join(problems))
 
 
 def check_detail(detail: str) -> str:

@@ -178,7 +178,7 @@ class ManufactoriaHasFamily(TaskFamily):
         else:
             example = _counterexample(factory, problem, tests) if failed and detail == "full" else None
             text = fb.policy_feedback(factory, failures, scored_count, detail, note, example)
-        extra: dict[str, Any] = {"num_nodes": len(factory.nodes), **_hidden_extra(hidden_passed, len(hidden))}
+        extra: dict[str, Any] = {"num_nodes": factory.node_count, **_hidden_extra(hidden_passed, len(hidden))}
         return Evaluation(
             test_results=tuple(results),
             error_type="wrong_answer" if failed else None,

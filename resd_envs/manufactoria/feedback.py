@@ -227,6 +227,24 @@ def _breakdown(failures: Sequence[Failure]) -> list[str]:
     return lines
 
 
+def _counts(failures: Sequence[Failure], num_tests: int) -> str:
+    return f"{num_tests - len(failures)}/{num_tests} tests passed; {len(failures)} failed."
+
+
+def _short_text(failures: Sequence[Failure], num_tests: int, detail: str, note: str) -> str | None:
+    """The whole feedback when nothing failed (+ ``note`` above ``minimal``) or at ``minimal`` (the
+    counts); None when the failures are to be described after :func:`_opening`."""
+    if not failures:
+        text = f"All {num_tests} tests passed."
+        return text if detail == "minimal" or not note else f"{text}\n{note}"
+    return _counts(failures, num_tests) if detail == "minimal" else None
+
+
+def _opening(failures: Sequence[Failure], num_tests: int, note: str) -> list[str]:
+    """The first lines of a failure report: the counts, then ``note`` when given."""
+    return [_counts(failures, num_tests), note] if note else [_counts(failures, num_tests)]
+
+
 def policy_feedback(
     factory: Factory,
     failures: Sequence[Failure],
@@ -239,16 +257,10 @@ def policy_feedback(
 
     Never names a test tape or its expected verdict; ``example`` must come from outside the scored sets.
     """
-    passed = num_tests - len(failures)
-    if not failures:
-        text = f"All {num_tests} tests passed."
-        return text if detail == "minimal" or not note else f"{text}\n{note}"
-    head = f"{passed}/{num_tests} tests passed; {len(failures)} failed."
-    if detail == "minimal":
-        return head
-    lines = [head]
-    if note:
-        lines.append(note)
+    short = _short_text(failures, num_tests, detail, note)
+    if short is not None:
+        return short
+    lines = _opening(failures, num_tests, note)
     lines += _breakdown(failures)
     if detail == "summary":
         return "\n".join(lines)
@@ -284,16 +296,10 @@ def failures_feedback(
     Reveals expected verdicts: for a teacher or a human only (see :func:`policy_feedback`).
     ``label_reason(tape)`` says why the task's rule accepts or rejects a tape (shown at ``full``).
     """
-    passed = num_tests - len(failures)
-    if not failures:
-        text = f"All {num_tests} tests passed."
-        return text if detail == "minimal" or not note else f"{text}\n{note}"
-    head = f"{passed}/{num_tests} tests passed; {len(failures)} failed."
-    if detail == "minimal":
-        return head
-    lines = [head]
-    if note:
-        lines.append(note)
+    short = _short_text(failures, num_tests, detail, note)
+    if short is not None:
+        return short
+    lines = _opening(failures, num_tests, note)
     if detail == "summary":
         for failure in failures[:SUMMARY_LISTED]:
             got = failure.outcome

@@ -13,7 +13,10 @@ Semantics (the reference's, including its quirks):
 * at most 1000 iterations: if the 1000th iteration executes a node, the robot is rejected
   (``max_iterations``, ``steps`` 1000) with the tape as it is after that node.
 
-:func:`run` is fast: the factory is compiled (lazily, memoised per node and front symbol) into "macro
+:func:`run` is fast. Programs without painters are run symbol by symbol on their symbol table (see
+:mod:`.scan`; built by the parser, nothing to compile), as long as a run stays short: a tape longer
+than :data:`_SYMBOL_TAPE_LIMIT` or more than :data:`_SYMBOL_IDLE_LIMIT` executed nodes hand the run
+over (and every later run of that factory) to the compiled engine. For that engine the factory is compiled (lazily, memoised per node and front symbol) into "macro
 transitions": the whole run of non-consuming nodes up to the next consumption, terminal, or painted
 symbol on an empty tape. Long runs take two macros per step; non-consuming loops are solved
 arithmetically, and consuming loops are caught by Brent cycle detection on the (node, tape) state,
@@ -27,7 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from resd_envs.manufactoria.parser import PAINT_COLOUR, Factory, parse
+from resd_envs.manufactoria.parser import PAINT_COLOUR, UNSET, Factory, parse
+from resd_envs.manufactoria.scan import SymbolEntry
 
 #: Most iterations a robot may use (the reference's ``max_iterations``).
 MAX_ITERATIONS = 1000
@@ -222,9 +226,76 @@ def run(factory_or_text: Factory | str, tape: str) -> RunResult:
     """
     if not isinstance(tape, str):
         raise TypeError(f"a tape must be a str such as 'RBYG', got {type(tape).__name__}")
-    if type(factory_or_text) is Factory and factory_or_text._compiled:
-        return _run(factory_or_text._compiled[0], tape)
-    return _run(_compiled(factory_or_text), tape)
+    factory = factory_or_text
+    if type(factory) is not Factory:
+        if isinstance(factory, str):
+            factory = parse(factory)
+        elif not isinstance(factory, Factory):
+            raise TypeError(f"run() needs a Factory or program text, got {type(factory).__name__}")
+    table = factory.table
+    if table is not None:
+        if table is UNSET:
+            table = factory.table = factory.symbol_table()
+        if table is not None:
+            result = _run_symbols(table, tape)
+            if result is not None:
+                return result
+            factory.table = None  # runs of this program get long: the compiled engine from now on
+    if factory._compiled:
+        return _run(factory._compiled[0], tape)
+    return _run(compile_factory(factory), tape)
+
+
+#: The symbol runner takes tapes up to this length ...
+_SYMBOL_TAPE_LIMIT = 256
+#: ... and hands over once this many nodes have executed (so it never reaches MAX_ITERATIONS).
+_SYMBOL_IDLE_LIMIT = 300
+_new = tuple.__new__
+
+
+def _run_symbols(table: dict[str, SymbolEntry], tape: str) -> RunResult | None:
+    """A run of a painter-free program on its symbol table; None when the run gets long.
+
+    Each symbol is consumed by the first node on the robot's way that takes its colour; nodes that do
+    not take it send the robot on without consuming. A run stays under
+    ``_SYMBOL_TAPE_LIMIT + _SYMBOL_IDLE_LIMIT + 1`` (< ``MAX_ITERATIONS``) executed nodes.
+    """
+    if len(tape) > _SYMBOL_TAPE_LIMIT:
+        return None
+    get = table.get
+    node = "start"
+    executed = pos = 0
+    for symbol in tape:
+        while True:
+            entry = get(node)
+            if entry is None:
+                return _stop(node, tape[pos:], executed + 1)
+            executed += 1
+            target = entry.get(symbol)
+            if target is not None:
+                node = target
+                break
+            if executed > _SYMBOL_IDLE_LIMIT:
+                return None
+            node = entry["EMPTY"]
+        pos += 1
+    while True:
+        entry = get(node)
+        if entry is None:
+            return _stop(node, "", executed + 1)
+        executed += 1
+        if executed > _SYMBOL_IDLE_LIMIT:
+            return None
+        node = entry["EMPTY"]
+
+
+def _stop(node: str, tape: str, steps: int) -> RunResult:
+    """The result of a robot that reached id ``node``, which is not a node of the symbol table."""
+    if node == "end":
+        return _new(RunResult, ("accept", tape, steps, None))
+    if node == "NONE":
+        return _new(RunResult, ("reject", tape, steps, "routed_to_none"))
+    return _new(RunResult, ("reject", tape, steps, "unknown_node"))
 
 
 def _run(program: _Program, tape: str) -> RunResult:

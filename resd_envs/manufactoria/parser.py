@@ -11,15 +11,22 @@ Pipeline (see ``docs/manufactoria.md`` and the spec it follows):
 
 The first problem found is raised as :class:`ManufactoriaSyntaxError` with a ``category`` (the golden
 file's names), the 1-based ``line`` (None for whole-program errors) and the reference's ``message``.
+
+Speed: programs in the plain layout (see :mod:`.scan`) are recognised and checked by :func:`.scan.scan`
+with one regular-expression match and ``str`` methods; everything else (comments, tabs, odd spacing,
+and every invalid program) goes through the line-by-line pipeline above, which alone raises errors.
+A parsed plain program keeps its flat form and builds its :class:`Node` objects when ``nodes`` is
+first read. Nothing is cached across calls: every call parses its text.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, NamedTuple
 
 from resd_envs.errors import ResdEnvError
 from resd_envs.manufactoria.grammar import match_line
+from resd_envs.manufactoria.scan import Plain, SymbolEntry, plain_table, scan, symbol_table
 
 NODE_TYPES: tuple[str, ...] = (
     "START", "END", "PULLER_RB", "PULLER_YG", "PAINTER_RED", "PAINTER_BLUE", "PAINTER_YELLOW", "PAINTER_GREEN",
@@ -78,19 +85,81 @@ class Node(NamedTuple):
     line: int
 
 
-@dataclass(frozen=True, eq=False)
+#: Marks a symbol table not built yet (None means: the program has painters, or runs long).
+UNSET: Any = object()
+
+
 class Factory:
-    """A parsed program: nodes in definition order (ids are unique). Run it with :func:`.machine.run`."""
+    """A parsed program: ``nodes`` (id -> :class:`Node`) in definition order, ids unique.
 
-    nodes: dict[str, Node]
-    _compiled: list[Any] = field(default_factory=list, repr=False, compare=False)
+    Run it with :func:`.machine.run`. Compare factories by their ``nodes`` (``==`` is identity). The
+    remaining attributes are the runner's private, lazily filled state.
+    """
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"nodes": self.nodes, "_compiled": []}
+    __slots__ = ("_nodes", "_plain", "_compiled", "table")
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        object.__setattr__(self, "nodes", state["nodes"])
-        object.__setattr__(self, "_compiled", [])
+    def __init__(self, nodes: dict[str, Node]) -> None:
+        self._nodes: dict[str, Node] | None = nodes
+        self._plain: Plain | None = None
+        self._compiled: list[Any] = []
+        #: symbol table for :func:`.machine.run` (see :mod:`.scan`): UNSET, a table, or None
+        self.table: dict[str, SymbolEntry] | None = UNSET
+
+    @classmethod
+    def from_plain(cls, plain: Plain) -> Factory:
+        """A factory of a program :func:`.scan.scan` accepted (nodes are built on first use)."""
+        factory = cls.__new__(cls)
+        factory._nodes = None
+        factory._plain = plain
+        factory._compiled = []
+        factory.table = UNSET
+        return factory
+
+    def symbol_table(self) -> dict[str, SymbolEntry] | None:
+        """The program's symbol table for :func:`.machine.run` (None: run it with the compiled engine)."""
+        if self._plain is not None:
+            return plain_table(self._plain)
+        return symbol_table(self.nodes)
+
+    @property
+    def nodes(self) -> dict[str, Node]:
+        if self._nodes is None:
+            assert self._plain is not None
+            self._nodes = _nodes_of(self._plain)
+        return self._nodes
+
+    @property
+    def node_count(self) -> int:
+        """How many nodes the program defines, without building the :class:`Node` objects."""
+        if self._nodes is not None:
+            return len(self._nodes)
+        assert self._plain is not None
+        return len(self._plain.blocks)
+
+    def __repr__(self) -> str:
+        return f"Factory(nodes={self.nodes!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Factory, (self.nodes,))
+
+
+def _nodes_of(plain: Plain) -> dict[str, Node]:
+    """The :class:`Node` objects of a plain program (each block's routes follow its header line)."""
+    new = tuple.__new__
+    nodes: dict[str, Node] = {}
+    line = 1
+    for entry in plain.flat.split("\n"):
+        if not entry:
+            line += 1
+            continue
+        parts = entry.split(" ")
+        kind = parts[0]
+        count = (len(parts) - 2) >> 1
+        conds = parts[2::2] if kind in PULLER_COLOURS else repeat(None, count)
+        routes = tuple(map(new, repeat(Route), zip(conds, parts[3::2], range(line + 1, line + 1 + count))))
+        nodes[parts[1]] = new(Node, (parts[1], kind, routes, line))
+        line += 1 + count
+    return nodes
 
 
 def split_lines(text: str) -> list[str]:
@@ -112,6 +181,14 @@ def parse(text: str) -> Factory:
     """
     if not isinstance(text, str):
         raise TypeError(f"a Manufactoria program must be a str, got {type(text).__name__}")
+    plain = scan(text)
+    if plain is not None:
+        return Factory.from_plain(plain)
+    return parse_lines(text)
+
+
+def parse_lines(text: str) -> Factory:
+    """The line-by-line parser (the specification; :func:`parse` uses it for all but plain programs)."""
     kept = []
     for number, raw in enumerate(split_lines(text), start=1):
         stripped = raw.strip()

@@ -1,13 +1,16 @@
 """The code that runs inside the sandbox child (stdlib only, Python >= 3.8, no resd imports).
 
-The parent starts ``python -s -S -B -u -c <this file's text> IN_FD OUT_FD``. The child:
+The parent starts ``python -s -S -B -u -c <jail.py + this file's text> IN_FD OUT_FD LIFE_FD``.
+The child:
 
 1. reads one request (``marshal`` format, written by the trusted parent) from ``IN_FD``: program
    text, function name, call arguments, limits, and nothing else (no expected answers); then
    closes it and stdin;
-2. sets soft = hard rlimits (CPU, address space, processes, open files, file size, core = 0);
-3. writes ``hello`` (pid, uid, pid/net namespace ids) on ``OUT_FD`` before any model code runs;
-4. runs the program's top level under a timer, then each call under a timer (``setitimer``),
+2. does its tier's set-up (``jail.py``: enter the minimal root and drop the uid, or fork the
+   keeper), checks that the caller is still alive (``LIFE_FD``) and closes that fd;
+3. sets soft = hard rlimits (CPU, address space, processes, open files, file size, core = 0);
+4. writes ``hello`` (pid, uid, pid/net namespace ids) on ``OUT_FD`` before any model code runs;
+5. runs the program's top level under a timer, then each call under a timer (``setitimer``),
    writing one JSON line per event on ``OUT_FD``: ``begin``, then ``ok`` (with the value converted
    to plain lists of int/float), ``error``, ``format``, ``timeout`` or ``memory``; finally ``end``.
 
@@ -20,6 +23,9 @@ import _signal  # the C module: ``signal`` would import enum, which costs millis
 import marshal
 import os
 import sys
+
+if __name__ != "__main__":  # imported by the parent or tests; under -c, jail.py's text precedes
+    from resd_envs.sandbox.jail import become_keeper, check_lifeline, drop_privileges, enter_jail
 
 PROGRAM_FILENAME = "<program>"
 MAX_DEPTH = 32
@@ -298,8 +304,21 @@ def run_request(request, fd):
         _send(fd, '{"k":"ok","i":%d,"v":%s}' % (index, text))
 
 
-def main(in_fd, out_fd):
-    """Child entry point: read the request, set limits, say hello, run, say end, exit."""
+def _prepare(request, in_fd, out_fd, life_fd):
+    """The tier's set-up (see jail.py); runs before any model code, as a trusted step."""
+    setup = request.get("setup") or {}
+    if setup.get("jail") is not None:
+        enter_jail(setup["jail"])
+        drop_privileges(setup["jail"]["uid"])
+    elif setup.get("keeper"):
+        become_keeper(_signal, (in_fd, out_fd, life_fd), setup.get("scratch"))
+        drop_privileges(setup.get("uid"))
+    check_lifeline(life_fd)
+    os.close(life_fd)
+
+
+def main(in_fd, out_fd, life_fd):
+    """Child entry point: read the request, set up, set limits, say hello, run, say end, exit."""
     chunks = []
     while True:
         chunk = os.read(in_fd, 1 << 20)
@@ -315,6 +334,7 @@ def main(in_fd, out_fd):
     sys.path[:] = [p for p in sys.path if p not in ("", ".")]
     try:
         request = marshal.loads(b"".join(chunks))
+        _prepare(request, in_fd, out_fd, life_fd)
         _set_limits(request["limits"])
     except Exception as exc:  # our own set-up failed: report it as a sandbox problem
         _send(out_fd, '{"k":"fatal","msg":%s}' % quote(_cap("child set-up failed: %r" % (exc,))))
@@ -341,4 +361,4 @@ def main(in_fd, out_fd):
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]))
+    main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))

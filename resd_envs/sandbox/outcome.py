@@ -51,6 +51,9 @@ class SandboxRun:
         stdout: the program's standard output, capped at ``max_output_bytes`` (never trusted).
         stderr: the program's standard error, capped likewise.
         tier: the isolation tier that ran it: "bwrap", "unshare" or "rlimit".
+        warning: None, or why this run is less isolated than it should be (``auto`` fell back
+            from bwrap, or the caller opted into the rlimit tier). Callers should copy it into
+            their ``info`` so a weaker sandbox is never silent.
     """
 
     outcomes: tuple[CallOutcome, ...]
@@ -59,6 +62,7 @@ class SandboxRun:
     stdout: str
     stderr: str
     tier: str
+    warning: str | None = None
 
     @property
     def values(self) -> list[object]:

@@ -13,29 +13,25 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 
+from resd_envs.sandbox.launch import MARKER_VAR, Launch
 from resd_envs.sandbox.limits import SandboxLimits
 from resd_envs.sandbox.protocol import ProtocolViolation, Transcript, parse_line
 
-#: Environment variable carrying the per-run marker used to find escaped processes.
-MARKER_VAR = "RESD_SANDBOX_RUN"
-_DRAIN_S = 0.3
-_SWEEP_S = 2.0
+__all__ = ["MARKER_VAR", "ChildReport", "Launch", "find_leftovers", "kill_live_sandboxes", "run_child"]
 
+#: Seconds to read what is left in the pipes once the child is gone.
+DRAIN_S = 0.3
+#: Seconds the leftover sweep keeps killing before it gives up.
+SWEEP_S = 2.0
+#: Seconds a keeper (rlimit tier) gets to kill its descendants after SIGTERM before SIGKILL.
+KEEPERSWEEP_S = 2.0
 
-@dataclass
-class Launch:
-    """How to start one child: argv, environment, cwd, and the uid/pid namespace to sweep."""
-
-    argv: list[str]
-    env: dict[str, str]
-    cwd: str
-    sweep_uid: int
-    own_pid_namespace: bool
-    token: str
-    popen_user: int | None = None
+_LIVE: dict[int, tuple[subprocess.Popen, Launch]] = {}
+_LIVE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -53,17 +49,23 @@ class ChildReport:
 
 
 def run_child(launch: Launch, request: bytes, limits: SandboxLimits, n_calls: int) -> ChildReport:
-    """Run one child to completion or to a limit.
+    """Run one child to completion or to a limit; nothing of it survives this call.
 
     ``stop`` is one of: "exited" (the child ended by itself), "startup_timeout" (no hello in
-    ``startup_timeout_s``), "total_timeout" (counted from the hello), "watchdog" (a phase
-    overran its limit plus grace), "output_limit", "result_limit", "protocol" (the result channel
-    was tampered with), "spawn_failed".
+    ``startup_timeout_s``), "total_timeout" (counted from the hello), "watchdog" (a phase, or the
+    gap between phases, overran its limit plus grace), "call_timeout" (the parent's own clock saw
+    calls exceed ``call_timeout_s`` as often as ``max_call_timeouts`` allows), "output_limit",
+    "result_limit", "protocol" (the result channel was tampered with), "spawn_failed".
+
+    Clean-up (kill of the tree, sweep, reap, closing fds) runs on every exit path, including an
+    exception or KeyboardInterrupt raised while supervising. If this process is SIGKILLed instead,
+    the child's parent-death signals and its lifeline pipe (closed by the kernel) end the sandbox.
     """
     transcript = Transcript(n_calls)
     start = time.monotonic()
     request_fd = os.memfd_create("resd-sandbox-request")
     result_r, result_w = os.pipe()
+    life_r, life_w = os.pipe()  # we never write: the child sees EOF only once we are gone
     try:
         os.write(request_fd, request)
         os.lseek(request_fd, 0, os.SEEK_SET)
@@ -72,33 +74,42 @@ def run_child(launch: Launch, request: bytes, limits: SandboxLimits, n_calls: in
             extra = {"user": launch.popen_user, "group": launch.popen_user, "extra_groups": []}
         try:
             proc = subprocess.Popen(
-                launch.argv + [str(request_fd), str(result_w)],
+                launch.argv + [str(request_fd), str(result_w), str(life_r)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=launch.env,
                 cwd=launch.cwd,
-                pass_fds=(request_fd, result_w),
+                pass_fds=(request_fd, result_w, life_r),
                 start_new_session=True,
                 **extra,
             )
         except (OSError, subprocess.SubprocessError) as exc:
             os.close(result_r)
+            os.close(life_w)
             return ChildReport(transcript, b"", b"", "spawn_failed", None, f"could not start: {exc}")
     finally:
-        os.close(request_fd)
-        os.close(result_w)
+        for fd in (request_fd, result_w, life_r):
+            os.close(fd)
+    with _LIVE_LOCK:
+        _LIVE[proc.pid] = (proc, launch)
     supervisor = _Supervisor(proc, result_r, transcript, limits, start)
+    stop = "interrupted"
+    returncode, cpu_s = None, 0.0
     try:
         stop = supervisor.watch()
-        _kill_group(proc)
-        _sweep(launch, proc.pid, None, deadline=time.monotonic() + 0.05)
-        supervisor.drain(time.monotonic() + _DRAIN_S)
-        pidns = transcript.hello.get("pidns") if transcript.hello else None
-        _sweep(launch, proc.pid, pidns, deadline=time.monotonic() + _SWEEP_S)
-        returncode, cpu_s = _reap(proc)
+        end_tree(proc, launch, None)
+        supervisor.drain(time.monotonic() + DRAIN_S)
     finally:
-        supervisor.close()
+        try:
+            pidns = transcript.hello.get("pidns") if transcript.hello else None
+            end_tree(proc, launch, pidns)
+            returncode, cpu_s = _reap(proc)
+        finally:
+            with _LIVE_LOCK:
+                _LIVE.pop(proc.pid, None)
+            os.close(life_w)
+            supervisor.close()
     stop = supervisor.protocol_stop or stop
     return ChildReport(
         transcript,
@@ -110,6 +121,62 @@ def run_child(launch: Launch, request: bytes, limits: SandboxLimits, n_calls: in
         time.monotonic() - start,
         cpu_s,
     )
+
+
+def end_tree(proc: subprocess.Popen, launch: Launch, pidns: int | None) -> None:
+    """Kill the child and everything it started, then sweep leftovers (idempotent)."""
+    if launch.keeper and proc.returncode is None:
+        _ask_keeper(proc)
+    _kill_group(proc)
+    _sweep(launch, proc.pid, pidns, deadline=time.monotonic() + (SWEEP_S if pidns else 0.05))
+
+
+def _ask_keeper(proc: subprocess.Popen) -> None:
+    """SIGTERM the keeper and wait (bounded) for it to kill its descendants and exit."""
+    try:
+        os.kill(proc.pid, signal.SIGTERM)
+    except OSError:
+        return
+    deadline = time.monotonic() + KEEPERSWEEP_S
+    while time.monotonic() < deadline:
+        try:
+            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return
+        except ChildProcessError:
+            return
+        time.sleep(0.002)
+
+
+def kill_live_sandboxes() -> int:
+    """SIGKILL every sandbox this process is supervising (used at interpreter shutdown).
+
+    Their supervising threads then sweep and reap them as usual. Returns how many were signalled.
+    """
+    with _LIVE_LOCK:
+        live = list(_LIVE.values())
+    for proc, launch in live:
+        if launch.keeper:
+            _ask_keeper(proc)
+        _kill_group(proc)
+    return len(live)
+
+
+def _register_shutdown_hook() -> None:
+    # threading's at-exit hooks run before non-daemon threads are joined, so a Ctrl-C in the main
+    # thread ends sandboxes supervised by worker threads at once instead of at their deadlines.
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(kill_live_sandboxes)
+            return
+        except RuntimeError:  # interpreter already shutting down
+            return
+    import atexit
+
+    atexit.register(kill_live_sandboxes)
+
+
+_register_shutdown_hook()
 
 
 def _reap(proc: subprocess.Popen) -> tuple[int, float]:
@@ -134,6 +201,8 @@ class _Supervisor:
         self.proc, self.transcript, self.limits = proc, transcript, limits
         self.total_deadline = start + limits.startup_timeout_s  # moved on once the child says hello
         self.phase_deadline: float | None = None
+        self.phase_started = start
+        self.parent_timeouts = 0
         self.out, self.err, self.res = bytearray(), bytearray(), bytearray()
         self.detail = ""
         self.protocol_stop: str | None = None
@@ -165,6 +234,10 @@ class _Supervisor:
                 self.detail = f"the submission used its whole {self.limits.total_timeout_s:g} s budget"
                 return "total_timeout"
             if self.phase_deadline is not None and now >= self.phase_deadline:
+                current = self.transcript.current
+                what = "the program's top level" if current == -1 else (
+                    f"call {current}" if current is not None else "the sandbox between calls")
+                self.detail = f"{what} overran its time limit (the parent's watchdog stopped it)"
                 return "watchdog"
             deadline = min(self.total_deadline, self.phase_deadline or self.total_deadline)
             wait = deadline - now if self.pidfd is not None else min(deadline - now, 0.01)
@@ -219,15 +292,45 @@ class _Supervisor:
                 self.protocol_stop = "protocol"
                 self.detail = str(exc)
                 return
+            now = time.monotonic()
             if not had_hello and self.transcript.hello is not None:
-                self.total_deadline = time.monotonic() + self.limits.total_timeout_s
+                self.total_deadline = now + self.limits.total_timeout_s
             current = self.transcript.current
-            if current is None:
-                self.phase_deadline = None
-            elif current != before:
-                limits = self.limits
-                limit = limits.effective_import_timeout_s if current == -1 else limits.call_timeout_s
-                self.phase_deadline = time.monotonic() + limit + self.limits.timeout_grace_s
+            if before is not None and current is None and self._overran(before, now):
+                return
+            if current is not None and current != before:
+                limit = self._limit(current)
+                self.phase_started = now
+                self.phase_deadline = now + limit + self.limits.timeout_grace_s
+            elif current is None:
+                # Between phases only our child code runs (value conversion, the next "begin",
+                # the exit after "end"); a stopped or traced child must not hold the run open.
+                self.phase_deadline = now + self.limits.call_timeout_s + self.limits.timeout_grace_s
+
+    def _limit(self, index: int) -> float:
+        return self.limits.effective_import_timeout_s if index == -1 else self.limits.call_timeout_s
+
+    def _overran(self, index: int, now: float) -> bool:
+        """Apply our own clock to the phase that just reported; True when the run must stop.
+
+        Whatever the child reports, a phase that took longer than its limit on the parent's clock
+        is a timeout: ignoring or blocking the timer signal buys no time.
+        """
+        t = self.transcript
+        if now - self.phase_started <= self._limit(index):
+            return False
+        if index == -1:
+            if t.import_status != "timeout":
+                t.import_status, t.import_message = "timeout", ""
+            self.protocol_stop = "call_timeout"
+            return True
+        if t.results[-1][0] != "timeout":
+            t.results[-1] = ("timeout", "")
+        self.parent_timeouts += 1
+        if sum(1 for kind, _ in t.results if kind == "timeout") >= self.limits.max_call_timeouts:
+            self.protocol_stop = "call_timeout"
+            return True
+        return False
 
     def drain(self, deadline: float) -> None:
         """After the child is gone, read what is left in the pipes (bounded by ``deadline``)."""

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_VALUE_DEPTH = 32
+#: Integers must satisfy ``abs(n) < INT_LIMIT`` (the child rejects larger ones as format errors, so a
+#: larger one on the channel is forged; it could overflow float arithmetic in scoring).
+INT_LIMIT = 2 ** 63
 _TAGGED = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _RESULT_KINDS = ("ok", "error", "format", "timeout", "memory")
 
@@ -26,8 +29,12 @@ def decode_value(raw: Any, depth: int = 0) -> Any:
     """Validate one returned value: nested lists of int/float, NaN/inf tagged as ``{"$f": ...}``."""
     kind = type(raw)
     if kind is float:
+        if not math.isfinite(raw):  # e.g. 1e999 parses as inf; the child tags non-finite floats
+            raise ProtocolViolation("an untagged non-finite number")
         return raw
     if kind is int:
+        if not -INT_LIMIT < raw < INT_LIMIT:
+            raise ProtocolViolation("an integer out of range")
         return raw
     if kind is list:
         if depth >= MAX_VALUE_DEPTH:
@@ -42,7 +49,7 @@ def parse_line(line: bytes) -> dict[str, Any]:
     """Decode one JSON line into a message dict with a known ``k`` field."""
     try:
         message = json.loads(line.decode("ascii"), parse_constant=_reject_constant)
-    except (ValueError, RecursionError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError, UnicodeDecodeError, MemoryError) as exc:
         raise ProtocolViolation(f"unreadable line on the result channel ({exc.__class__.__name__})") from None
     if type(message) is not dict or not isinstance(message.get("k"), str):
         raise ProtocolViolation("a line on the result channel is not a message")

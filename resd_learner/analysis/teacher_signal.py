@@ -176,7 +176,7 @@ def collect_failures(backend: Any, task: TaskSpec, config: TeacherSignalConfig, 
     """
     from resd_learner import evaluate as ev
 
-    eval_cfg = ev.EvalConfig(env_id=task.env_id, split=task.split, n=1, limit=task.max_prompts, seed=seed,
+    eval_cfg = ev.EvalSettings(env_id=task.env_id, split=task.split, n=1, limit=task.max_prompts, seed=seed,
                              family_kwargs=dict(task.family_kwargs))
     prompts = ev.load_prompts(eval_cfg)
     failures: list[Failure] = []

@@ -2,7 +2,7 @@
 
 Owns only the :class:`ContextConfig` dataclass and its validation. Defaults follow the official RESD
 scripts (resd-official.md §5, §9): a global playbook, concise every 4 updates, post-curation concise on,
-success tagging on, de-duplication on. The per-task budget and concise method are set by the run
+success tagging on, every failure curated, no content de-duplication. The per-task budget and concise method are set by the run
 configs (200/staleness Manufactoria, 120/staleness BouncingSim-Easy and Finer, 150/prioritized
 BouncingSim-Medium).
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from .schemas import STRUCTURED_OUTPUT_MODES
 
 CONCISE_METHODS = ("staleness", "prioritized")
 
@@ -38,13 +40,21 @@ class ContextConfig:
     """After curation, concise with the budget enforced if the playbook exceeds ``playbook_budget``."""
     tag_successes: bool = True
     """Ask the student to tag the entries that helped a correct sample (only counts change)."""
-    deduplicate: bool = True
-    """Skip additions whose normalised text equals an existing entry or an earlier addition of the step."""
+    deduplicate: bool = False
+    """Skip additions whose normalised text equals an existing entry or an earlier addition of the step.
+    Off by default, as in the official code (which has no content de-duplication)."""
+    curate_all_failures: bool = True
+    """Curate every failed sample, as the official code does (an empty or unusable reflection still
+    reaches the curator). False curates only failures with a non-empty reflection."""
     remove_thinking: bool = True
     """Strip ``<think>…</think>`` from responses and from model outputs before use."""
     max_reflection_tokens: int = 4096
     """Generation cap the trainer should pass to its backend for reflector, tagger and curator calls.
     The updater itself never counts tokens; it only forwards this value as documentation of intent."""
+    structured_output: str = "auto"
+    """Generate reflector, success-tagger and curator outputs under their JSON schemas
+    (``context/schemas.py``): "on", "off" (the official free-form generation, read by the lenient
+    parser) or "auto" (on where the backend supports it: vLLM, or the hf backend with xgrammar)."""
     max_slot_chars: int = 16000
     """Character cap for each long text slot (prompt, response, feedback, reflection) inside reflector,
     tagger and curator prompts; longer texts keep their head and tail around a trimming marker. This
@@ -74,6 +84,11 @@ class ContextConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 problems.append(f"context.{name}={value!r} must be an integer >= 0")
+        if self.structured_output not in STRUCTURED_OUTPUT_MODES:
+            problems.append(
+                f"context.structured_output={self.structured_output!r} is unknown; "
+                f"use one of {list(STRUCTURED_OUTPUT_MODES)}"
+            )
         if self.curate and not self.reflect and self.enabled:
             problems.append(
                 "context.curate=True needs context.reflect=True (curation reads the reflections); "

@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .parsing import AddOperation, CurationParse, cap_middle, parse_curation, strip_thinking
 from .playbook import SECTION_KEYS, Playbook, PlaybookEntry, dedup_key
@@ -47,18 +48,21 @@ def propose(
     *,
     max_slot_chars: int,
     remove_thinking: bool = True,
+    schema: dict[str, Any] | None = None,
 ) -> list[CurationParse]:
-    """One curator prompt per (reflection, sample) pair, all on the current snapshot, one call."""
+    """One curator prompt per (reflection, sample) pair, all on the current snapshot, one call (under
+    ``schema`` when given)."""
     snapshot = playbook.render()
     batch = [
         curator_messages(r, s, playbook, playbook_text=snapshot, max_slot_chars=max_slot_chars)
         for r, s in items
     ]
-    raw = run_batch(generate, batch, what="curator")
+    raw = run_batch(generate, batch, what="curator", schema=schema)
     results = []
     for text in raw:
         text = strip_thinking(text) if remove_thinking else text.strip()
         parsed = parse_curation(text)
+        parsed.text = text
         if parsed.error:
             logger.warning("dropping a malformed curator output (%s): %.200r", parsed.error, text)
         results.append(parsed)

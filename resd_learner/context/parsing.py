@@ -160,6 +160,8 @@ class CurationParse:
     adds: list[AddOperation] = field(default_factory=list)
     ignored_ops: int = 0
     error: str = ""
+    text: str = ""
+    """The output that was parsed (set by the curator step, for the run records)."""
 
     @property
     def ok(self) -> bool:

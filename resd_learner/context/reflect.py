@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .parsing import EMPTY_RESPONSE_SENTINEL, TagParse, cap_middle, parse_tags, strip_thinking
 from .prompts.reflector import EMPTY_FEEDBACK, EMPTY_PLAYBOOK, REFLECTOR_TEMPLATE
@@ -66,14 +67,18 @@ def success_tagger_messages(
     )
 
 
-def run_batch(generate: Generate, batch: list[list[dict[str, str]]], *, what: str) -> list[str]:
+def run_batch(
+    generate: Generate, batch: list[list[dict[str, str]]], *, what: str, schema: dict[str, Any] | None = None
+) -> list[str]:
     """Call ``generate`` once for ``batch``; check the answer's shape (a backend bug, so it raises).
 
+    With a ``schema`` the call is ``generate(batch, schema=schema)`` (the backend constrains every
+    completion to that JSON schema); without one it is ``generate(batch)``.
     Non-string completions are treated as empty outputs (logged), not as errors.
     """
     if not batch:
         return []
-    outputs = generate(batch)
+    outputs = generate(batch) if schema is None else generate(batch, schema=schema)
     if not isinstance(outputs, (list, tuple)) or len(outputs) != len(batch):
         got = len(outputs) if isinstance(outputs, (list, tuple)) else type(outputs).__name__
         raise ValueError(
@@ -109,13 +114,14 @@ def reflect(
     *,
     max_slot_chars: int,
     remove_thinking: bool = True,
+    schema: dict[str, Any] | None = None,
 ) -> list[Reflection]:
-    """One reflector prompt per sample (all failed), sent in a single ``generate`` call."""
+    """One reflector prompt per sample (all failed), sent in a single ``generate`` call (under ``schema``)."""
     batch = [
         reflector_messages(s, playbook_text, max_slot_chars=max_slot_chars, remove_thinking=remove_thinking)
         for s in samples
     ]
-    raw = run_batch(generate, batch, what="reflector")
+    raw = run_batch(generate, batch, what="reflector", schema=schema)
     return [interpret(r, what="reflector", remove_thinking=remove_thinking) for r in raw]
 
 
@@ -126,13 +132,14 @@ def tag_successes(
     *,
     max_slot_chars: int,
     remove_thinking: bool = True,
+    schema: dict[str, Any] | None = None,
 ) -> list[Reflection]:
-    """One success-tagger prompt per correct sample, sent in a single ``generate`` call."""
+    """One success-tagger prompt per correct sample, sent in a single ``generate`` call (under ``schema``)."""
     batch = [
         success_tagger_messages(
             s, playbook_text, max_slot_chars=max_slot_chars, remove_thinking=remove_thinking
         )
         for s in samples
     ]
-    raw = run_batch(generate, batch, what="success-tagger")
+    raw = run_batch(generate, batch, what="success-tagger", schema=schema)
     return [interpret(r, what="success-tagger", remove_thinking=remove_thinking) for r in raw]

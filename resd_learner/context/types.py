@@ -10,8 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-Generate = Callable[[list[list[dict[str, str]]]], list[str]]
-"""A batch of chat-message lists → exactly one completion text per list (same order)."""
+Generate = Callable[..., list[str]]
+"""``generate(batch)`` or ``generate(batch, schema=json_schema)``: a batch of chat-message lists →
+exactly one completion text per list (same order). The ``schema`` keyword is passed only when the
+updater runs with structured output, and then every completion must be JSON valid under it."""
 
 
 @dataclass
@@ -40,10 +42,15 @@ class ContextUpdate:
     ``reflections[i]`` is the reflection for ``samples[i]`` (thinking stripped; "" for successes and
     for failures whose reflection was empty or unusable). ``stats`` holds this update's counters
     (see ``ContextUpdater.update``); ``events`` the playbook history events, in the order they
-    happened; ``playbook`` the rendered playbook after the update ("" when it has no entries).
+    happened; ``playbook`` the rendered playbook after the update ("" when it has no entries);
+    ``outputs`` one dict per model output of this update, for the run records: ``kind``
+    ("reflection", "success_tag" or "curation"), ``example_id``, ``group_index``, ``text`` (thinking
+    stripped), ``error`` ("" when it parsed) and, for curations, ``operations`` (the proposed ADDs as
+    ``{"section", "content"}``) and ``added`` (the ids of the entries they produced).
     """
 
     reflections: list[str]
     stats: dict[str, float]
     events: list[dict[str, Any]] = field(default_factory=list)
     playbook: str = ""
+    outputs: list[dict[str, Any]] = field(default_factory=list)

@@ -11,7 +11,8 @@ Order inside :meth:`ContextUpdater.update` (the official code's order, resd-offi
 3. apply the reflections' helpful/harmful tags (last tag per id within one output wins);
 4. success tagging: one prompt per correct sample, ONE ``generate`` call, counts only (skipped while
    the playbook has no entries, since there is nothing to tag);
-5. curate: one curator prompt per failed sample with a reflection, ONE call, same snapshot;
+5. curate: one curator prompt per failed sample (``curate_all_failures``, the official rule; else only
+   those with a non-empty reflection), ONE call, same snapshot;
 6. apply ADD operations in sample order, skipping duplicates (see ``curate.py``);
 7. post-curation concise with the budget enforced, if over budget and ``concise_after_curation``;
 8. store this step's successes in the solution buffer; advance the update counter.
@@ -38,6 +39,7 @@ from typing import Any
 from . import concise as concise_mod
 from . import curate as curate_mod
 from . import reflect as reflect_mod
+from . import schemas
 from .config import ContextConfig
 from .playbook import Playbook, dedup_key
 from .solutions import SolutionBuffer
@@ -89,15 +91,19 @@ class ContextUpdater:
     ``generate`` runs the student (diagnostic mode) on a batch of chat-message lists and returns one
     completion text per list; the trainer should cap its length at ``config.max_reflection_tokens``.
     ``seed`` seeds the updater's own RNG (random evictions); its state is part of :meth:`state_dict`.
+    ``supports_schema`` says whether ``generate`` accepts ``schema=`` (see :data:`Generate`); with
+    ``config.structured_output`` it decides :attr:`structured` (``on`` without support is an error).
     """
 
-    def __init__(self, config: ContextConfig, generate: Generate, *, seed: int) -> None:
+    def __init__(self, config: ContextConfig, generate: Generate, *, seed: int,
+                 supports_schema: bool = False) -> None:
         if not isinstance(config, ContextConfig):
             raise TypeError(f"ContextUpdater needs a ContextConfig, got {type(config).__name__}")
         if not callable(generate):
             raise TypeError("ContextUpdater needs a callable generate(list_of_message_lists) -> list[str]")
         self.config = config
         self.generate = generate
+        self.structured = schemas.use_structured_output(config.structured_output, backend_supports=supports_schema)
         self.playbook = Playbook()
         self.solutions = SolutionBuffer()
         self.update_count = 0
@@ -128,8 +134,9 @@ class ContextUpdater:
         stats: dict[str, float] = {key: 0 for key in STAT_KEYS}
         events: list[dict[str, Any]] = []
         reflections = [""] * len(samples)
+        outputs: list[dict[str, Any]] = []
         if cfg.enabled:
-            self._run(step, samples, reflections, stats, events)
+            self._run(step, samples, reflections, stats, events, outputs)
             self.update_count += 1
         if cfg.solution_buffer:
             stats["solutions_stored"] = len(self.solutions.store_step(samples))
@@ -139,7 +146,7 @@ class ContextUpdater:
             self.totals[key] += int(stats[key])
             stats[f"total/{key}"] = self.totals[key]
         return ContextUpdate(
-            reflections=reflections, stats=stats, events=events, playbook=self.playbook.render()
+            reflections=reflections, stats=stats, events=events, playbook=self.playbook.render(), outputs=outputs
         )
 
     def _run(
@@ -149,6 +156,7 @@ class ContextUpdater:
         reflections: list[str],
         stats: dict[str, float],
         events: list[dict[str, Any]],
+        outputs: list[dict[str, Any]],
     ) -> None:
         cfg, update = self.config, self.update_count
         trigger = concise_mod.check_triggers(
@@ -172,6 +180,7 @@ class ContextUpdater:
                 snapshot,
                 max_slot_chars=cfg.max_slot_chars,
                 remove_thinking=cfg.remove_thinking,
+                schema=self.structured_schema("reflection"),
             )
             stats["generate_calls"] += 1
             for i, result in zip(failed, results, strict=True):
@@ -179,6 +188,7 @@ class ContextUpdater:
                 stats["reflections"] += bool(result.text)
                 stats["reflections_empty"] += not result.text
                 stats["reflections_malformed"] += bool(result.parse.error)
+                outputs.append(_output("reflection", samples[i], result.text, result.parse.error))
                 self._apply_tags(step, samples[i], result, "reflection", stats, events)
 
         succeeded = [i for i, s in enumerate(samples) if s.success]
@@ -190,14 +200,16 @@ class ContextUpdater:
                 snapshot,
                 max_slot_chars=cfg.max_slot_chars,
                 remove_thinking=cfg.remove_thinking,
+                schema=self.structured_schema("success_tag"),
             )
             stats["generate_calls"] += 1
             for i, result in zip(succeeded, results, strict=True):
                 stats["success_tagged"] += 1
                 stats["success_tags_malformed"] += bool(result.parse.error)
+                outputs.append(_output("success_tag", samples[i], result.text, result.parse.error))
                 self._apply_tags(step, samples[i], result, "success", stats, events)
 
-        to_curate = [i for i in failed if reflections[i]]
+        to_curate = [i for i in failed if cfg.curate_all_failures or reflections[i]]
         if cfg.curate and to_curate:
             parses = curate_mod.propose(
                 self.generate,
@@ -205,10 +217,15 @@ class ContextUpdater:
                 self.playbook,
                 max_slot_chars=cfg.max_slot_chars,
                 remove_thinking=cfg.remove_thinking,
+                schema=self.structured_schema("curation"),
             )
             stats["generate_calls"] += 1
             seen = {dedup_key(e.content) for e in self.playbook.entries}
             for i, parsed in zip(to_curate, parses, strict=True):
+                record = _output("curation", samples[i], parsed.text, parsed.error,
+                                 operations=[{"section": a.section, "content": a.content} for a in parsed.adds],
+                                 added=[])
+                outputs.append(record)
                 if parsed.error:
                     stats["curations_failed"] += 1
                     continue
@@ -224,6 +241,7 @@ class ContextUpdater:
                 )
                 stats["duplicates_skipped"] += result.duplicates
                 stats["entries_added"] += len(result.added)
+                record["added"] = [entry.id for entry in result.added]
                 for entry in result.added:
                     events.append(
                         self._event(
@@ -235,6 +253,19 @@ class ContextUpdater:
             self._concise(
                 step, budget=cfg.playbook_budget, trigger="post_curation", stats=stats, events=events
             )
+
+    def structured_schema(self, kind: str) -> dict[str, Any] | None:
+        """The JSON schema for this step's ``kind`` ("reflection", "success_tag" or "curation") calls on
+        the current playbook, or None when generation is free-form (``structured`` is False)."""
+        builders = {"reflection": schemas.reflection_schema, "success_tag": schemas.success_tag_schema}
+        if kind not in (*builders, "curation"):
+            raise ValueError(f"unknown context output kind {kind!r}; use reflection, success_tag or curation")
+        if not self.structured:
+            return None
+        max_tokens = self.config.max_reflection_tokens
+        if kind == "curation":
+            return schemas.curation_schema(max_tokens=max_tokens)
+        return builders[kind]([e.id for e in self.playbook.entries], max_tokens=max_tokens)
 
     def _apply_tags(
         self,
@@ -317,11 +348,6 @@ class ContextUpdater:
             **extra,
         }
 
-    # ------------------------------------------------------------ accessors
-    def demonstration_text(self, example_id: str) -> str:
-        """The buffered solution for ``example_id`` with thinking stripped ("" if none)."""
-        return self.solutions.get(example_id)
-
     # ---------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable state: playbook, solution buffer, update counter, totals and RNG state."""
@@ -361,3 +387,9 @@ class ContextUpdater:
             raise ValueError(f"context updater state has an invalid RNG state ({exc})") from exc
         self.playbook, self.solutions, self.rng = playbook, solutions, new_rng
         self.update_count, self.totals = update_count, totals
+
+
+def _output(kind: str, sample: SampleView, text: str, error: str, **extra: Any) -> dict[str, Any]:
+    """One entry of ``ContextUpdate.outputs``."""
+    return {"kind": kind, "example_id": sample.example_id, "group_index": sample.group_index, "text": text,
+            "error": error, **extra}

@@ -39,7 +39,9 @@ def make_backend(
         return VllmBackend(
             model_dir, tokenizer, dtype=dtype, max_model_len=config.max_model_len, enable_thinking=enable_thinking,
             seed=seed, kv_cache_gb=config.kv_cache_gb, gpu_memory_utilization=config.gpu_memory_utilization,
-            tensor_parallel_size=config.tensor_parallel_size, enforce_eager=config.enforce_eager, llm=llm,
+            tensor_parallel_size=config.tensor_parallel_size, enforce_eager=config.enforce_eager,
+            chunked_prefill=getattr(config, "chunked_prefill", None),
+            max_num_batched_tokens=getattr(config, "max_num_batched_tokens", None), llm=llm,
         )
     if backend == "hf":
         from resd_learner.rollout.hf_backend import HfBackend

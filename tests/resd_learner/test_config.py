@@ -8,11 +8,10 @@ import pytest
 import yaml
 
 from resd_learner.cli import main as cli_main
-from resd_learner.config import ConfigError, RunConfig, dump_yaml, load_config
+from resd_learner.config import METHODS, RunConfig, RunConfigError, dump_yaml, load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TASKS = ("manufactoria_has", "bouncingsim_easy", "bouncingsim_medium", "finer")
-METHODS = ("resd", "sdpo", "sdpo_ss", "grpo")
 
 
 def _write(tmp_path: Path, data: dict) -> Path:
@@ -77,7 +76,7 @@ def test_all_problems_are_reported_together(tmp_path):
         "rollout": {"backend": "vlm", "top_p": 2.0},
         "optimizer": {"lr": 1},
     })
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(RunConfigError) as info:
         load_config(path, ["loss.divergence=kl"])
     text = str(info.value)
     assert "'train.batch_sise'" in text and "did you mean 'train.batch_size'" in text
@@ -91,7 +90,7 @@ def test_all_problems_are_reported_together(tmp_path):
 
 def test_a_bad_value_next_to_an_unknown_key_in_the_same_section_is_reported(tmp_path):
     path = _write(tmp_path, {"train": {"batch_size": -1, "bogus": 3}})
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(RunConfigError) as info:
         load_config(path)
     text = str(info.value)
     assert "'train.bogus'" in text and "train.batch_size=-1" in text
@@ -100,7 +99,7 @@ def test_a_bad_value_next_to_an_unknown_key_in_the_same_section_is_reported(tmp_
 def test_value_and_conflict_problems_are_collected(tmp_path):
     path = _write(tmp_path, {"method": {"name": "grpo"}, "rollout": {"n": 1, "top_p": 1.5},
                              "train": {"batch_size": 0}, "context": {"enabled": True}})
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(RunConfigError) as info:
         load_config(path)
     text = str(info.value)
     assert "rollout.top_p=1.5" in text
@@ -110,7 +109,7 @@ def test_value_and_conflict_problems_are_collected(tmp_path):
 
 
 def test_sections_from_other_modules_are_validated(tmp_path):
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(RunConfigError) as info:
         load_config(CONFIGS / "smoke.yaml", ["loss.divergence=kl", "context.concise_method=lru",
                                              "teacher.rate=2"])
     text = str(info.value)
@@ -118,7 +117,7 @@ def test_sections_from_other_modules_are_validated(tmp_path):
 
 
 def test_bad_override_syntax_and_missing_file(tmp_path):
-    with pytest.raises(ConfigError, match="key.sub=value"):
+    with pytest.raises(RunConfigError, match="key.sub=value"):
         load_config(CONFIGS / "smoke.yaml", ["train.batch_size"])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
@@ -138,3 +137,67 @@ def test_cli_print_config_and_errors(capsys):
     assert cli_main(["--config", str(CONFIGS / "smoke.yaml"), "--print-config", "train.sed=5"]) == 2
     assert "did you mean 'train.seed'" in capsys.readouterr().err
     assert cli_main(["--print-config"]) == 2
+
+
+# -- options whose default follows another option ------------------------------------------------
+@pytest.mark.parametrize("method,extra", [("sdpo", ()), ("sdpo_ss", ()), ("grpo", ("rollout.n=2",))])
+def test_baseline_methods_imply_their_context_defaults(smoke_config_path, method, extra):
+    config = load_config(smoke_config_path, [f"method.name={method}", *extra])
+    assert config.context.enabled is False and config.context.solution_buffer is False
+
+
+def test_explicit_context_that_contradicts_the_method_is_a_clear_error(smoke_config_path):
+    with pytest.raises(RunConfigError, match="context.enabled=true was set: remove it"):
+        load_config(smoke_config_path, ["method.name=sdpo", "context.enabled=true"])
+    assert load_config(smoke_config_path).context.enabled is True  # resd keeps its context on
+
+
+def test_loss_temperature_follows_the_rollout_temperature_unless_set(smoke_config_path):
+    assert load_config(smoke_config_path, ["rollout.temperature=0.7"]).loss.temperature == 0.7
+    assert load_config(smoke_config_path, ["rollout.temperature=0.7", "loss.temperature=1.0"]).loss.temperature == 1.0
+
+
+# -- every shipped config loads; configs compose through base: ------------------------------------
+ALL_CONFIGS = sorted(CONFIGS.glob("**/*.yaml"))
+
+
+@pytest.mark.parametrize("path", ALL_CONFIGS, ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_every_shipped_config_loads(path):
+    if path.parent.name == "analysis":  # teacher-signal analysis configs have their own schema
+        from resd_learner.analysis.teacher_signal import TeacherSignalConfig
+
+        assert TeacherSignalConfig.from_yaml(path)
+    else:
+        assert isinstance(load_config(path), RunConfig)
+
+
+def test_ablations_are_their_base_plus_one_key():
+    base = dump_yaml(load_config(CONFIGS / "manufactoria_has_resd.yaml")).splitlines()
+    ablation = dump_yaml(load_config(CONFIGS / "manufactoria_has_resd_no_playbook.yaml")).splitlines()
+    changed = [new for old, new in zip(base, ablation) if old != new]
+    assert len(base) == len(ablation) and [c.strip() for c in changed] == [
+        "use_playbook: false", "run_dir: runs/manufactoria_has_resd_no_playbook"]
+
+
+def test_base_merges_nested_sections_and_resolves_relative_to_the_file(tmp_path):
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "root.yaml").write_text(yaml.safe_dump(
+        {"optim": {"lr": 1e-5, "warmup_steps": 3}, "train": {"batch_size": 4, "run_dir": "runs/root"}}))
+    (tmp_path / "shared" / "mid.yaml").write_text(yaml.safe_dump({"base": "root.yaml", "optim": {"lr": 2e-5}}))
+    (tmp_path / "leaf.yaml").write_text(yaml.safe_dump({"base": "shared/mid.yaml", "train": {"batch_size": 8}}))
+    config = load_config(tmp_path / "leaf.yaml", ["optim.warmup_steps=5"])
+    assert (config.optim.lr, config.optim.warmup_steps) == (2e-5, 5)
+    assert (config.train.batch_size, config.train.run_dir) == (8, "runs/root")
+
+
+def test_base_cycle_and_missing_base_are_clear_errors(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(RunConfigError, match="cycle: .*a.yaml -> .*b.yaml -> .*a.yaml"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: nowhere.yaml\n")
+    with pytest.raises(RunConfigError, match="base='nowhere.yaml' does not exist"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("base: [a.yaml]\n")
+    with pytest.raises(RunConfigError, match="give the path of the config file"):
+        load_config(tmp_path / "d.yaml")

@@ -88,7 +88,7 @@ def test_summarize_keys():
 
 
 def test_config_validation_lists_all_problems():
-    cfg = ev.EvalConfig(env_id="x", n=0, top_p=0.0, max_tokens=0)
+    cfg = ev.EvalSettings(env_id="x", n=0, top_p=0.0, max_tokens=0)
     with pytest.raises(ValueError) as info:
         cfg.validate()
     text = str(info.value)
@@ -134,7 +134,7 @@ class ScriptedBackend:
 
 
 def test_evaluate_generic_gymnasium_env():
-    cfg = ev.EvalConfig(env_id="EvalToyEcho-v0", n=3, limit=5, batch_size=2, max_tokens=8)
+    cfg = ev.EvalSettings(env_id="EvalToyEcho-v0", n=3, limit=5, batch_size=2, max_tokens=8)
     backend = ScriptedBackend()
     result = ev.evaluate(backend, cfg, save_responses=True)
     # per sample: per_task 0,0,1 and per_test_case 0,0.5,1 for every problem
@@ -145,14 +145,14 @@ def test_evaluate_generic_gymnasium_env():
     assert result.metrics["num_problems"] == 5
     assert len(backend.calls) == 3  # batches of 2, 2, 1 prompts
     assert backend.calls[0]["temperature"] == 0.6 and backend.calls[0]["top_p"] == 0.95
-    assert [p["task_id"] for p in result.problems] == [f"seed{i}" for i in range(5)]
+    assert [p["task_id"] for p in result.problems] == [f"test-seed-{i}" for i in range(5)]
     assert result.problems[0]["samples"][2]["response"].count(" ") == 1
     json.dumps(result.to_json())  # serialisable
 
 
 def test_generic_env_needs_limit():
     with pytest.raises(ValueError, match="--limit"):
-        ev.load_prompts(ev.EvalConfig(env_id="EvalToyEcho-v0"))
+        ev.load_prompts(ev.EvalSettings(env_id="EvalToyEcho-v0"))
 
 
 def test_backend_with_wrong_sample_count_is_reported():
@@ -161,7 +161,7 @@ def test_backend_with_wrong_sample_count_is_reported():
             return [row[:1] for row in super().generate(messages_batch, **kw)]
 
     with pytest.raises(RuntimeError, match="expected 2 per prompt"):
-        ev.evaluate(Short(), ev.EvalConfig(env_id="EvalToyEcho-v0", n=2, limit=1))
+        ev.evaluate(Short(), ev.EvalSettings(env_id="EvalToyEcho-v0", n=2, limit=1))
 
 
 # -- OpenAI-compatible server ---------------------------------------------------------------------------
@@ -232,7 +232,7 @@ def test_resolve_model_dir(tmp_path):
         ev.resolve_model_dir(tmp_path / "run")
 
 
-# -- a real model through L3's HF backend -----------------------------------------------------------------
+# -- a real model through the learner's HF backend --------------------------------------------------------------
 def test_cli_with_tiny_model_checkpoint(tmp_path, tiny_model_dir):
     import shutil
 
@@ -270,7 +270,7 @@ def test_resd_env_scored_through_verify():
                             SimpleNamespace(text="no idea", finish_reason="stop")][:n])
             return out
 
-    result = ev.evaluate(ReferenceThenGibberish(), ev.EvalConfig(env_id=env_id, n=2, limit=2))
+    result = ev.evaluate(ReferenceThenGibberish(), ev.EvalSettings(env_id=env_id, n=2, limit=2))
     assert result.metrics["mean@2/per_task"] == pytest.approx(0.5)
     assert result.metrics["best@2/per_task"] == pytest.approx(1.0)
     assert result.metrics["best@2_bootstrap/per_task"] == pytest.approx(0.75, abs=0.05)  # 1 - (1/2)^2

@@ -116,7 +116,7 @@ def test_full_support_equals_exact_full_vocabulary_divergence(divergence, top_k)
 def test_topk_tail_and_clip_match_naive_definition(divergence, options):
     student, teacher, mask = _inputs(seed=1)
     kwargs = {"divergence": divergence, "jsd_beta": 0.4, "ratio_clip_low": None, **options}
-    ours = f_divergence_loss(student, teacher, mask, **kwargs)
+    ours = f_divergence_loss(student, teacher, mask, teacher_grad=True, **kwargs)
     naive = _naive_loss(student, teacher, mask, **kwargs)
     torch.testing.assert_close(ours, naive, atol=1e-10, rtol=1e-9)
     grads = torch.autograd.grad(ours.sum(), [student, teacher])
@@ -253,7 +253,7 @@ def test_gradcheck_float64(divergence, clip):
 
     def fn(s, t):
         return f_divergence_loss(s, t, mask, divergence=divergence, top_k=3, ratio_clip_low=clip[0],
-                                 ratio_clip_high=clip[1], jsd_beta=0.3)
+                                 ratio_clip_high=clip[1], jsd_beta=0.3, teacher_grad=True)
 
     assert torch.autograd.gradcheck(fn, (student, teacher), eps=1e-6, atol=1e-6)
 
@@ -269,7 +269,7 @@ def test_gradcheck_chunked_and_aggregate():
 
     def fn(a, b, c, d):
         per_token = chunked_f_divergence_loss(a, b, c, d, mask, chunk_size=2, divergence="jsd", top_k=3,
-                                              ratio_clip_low=None)
+                                              ratio_clip_low=None, teacher_grad=True)
         return aggregate_loss(per_token, mask, sample_weights=weights)
 
     assert torch.autograd.gradcheck(fn, (hs, ht, ws, wt), eps=1e-6, atol=1e-6)
@@ -317,7 +317,7 @@ def test_chunked_matches_unchunked_values_and_gradients(chunk_size, divergence):
     kwargs = dict(divergence=divergence, top_k=5, ratio_clip_low=0.2, ratio_clip_high=4.0)
     chunked = chunked_f_divergence_loss(hs, ht, ws, wt, mask, chunk_size=chunk_size, **kwargs)
     checkpointed = chunked_f_divergence_loss(hs, ht, ws, wt.clone().requires_grad_(), mask,
-                                             chunk_size=chunk_size, **kwargs)
+                                             chunk_size=chunk_size, teacher_grad=True, **kwargs)
     torch.testing.assert_close(checkpointed, chunked)
     plain = f_divergence_loss(hs @ ws.T, ht @ wt.T, mask, **kwargs)
     torch.testing.assert_close(chunked, plain, atol=1e-5, rtol=1e-5)
@@ -494,3 +494,83 @@ def test_chunked_loss_trains_under_deepspeed_zero3(tmp_path):
     assert result["loss"] == pytest.approx(result["ref_loss"], rel=1e-6)
     assert result["head_moved"] > 1e-4
     assert result["max_param_diff"] < 1e-6
+
+
+def test_teacher_is_a_stop_gradient_target_by_default():
+    """Teacher logits that require grad get no gradient; the student's gradient is unchanged by that."""
+    student, teacher, mask = _inputs(seed=21)
+    loss = f_divergence_loss(student, teacher, mask, divergence="jsd", top_k=4)
+    loss.sum().backward()
+    assert teacher.grad is None and student.grad is not None
+    frozen_grad = student.grad.clone()
+    student.grad = None
+    f_divergence_loss(student, teacher.detach(), mask, divergence="jsd", top_k=4).sum().backward()
+    torch.testing.assert_close(student.grad, frozen_grad)
+    opted = f_divergence_loss(student, teacher, mask, divergence="jsd", top_k=4, teacher_grad=True)
+    (teacher_grad,) = torch.autograd.grad(opted.sum(), [teacher])
+    assert teacher_grad.abs().sum() > 0
+    with pytest.raises(TypeError, match="teacher_grad"):
+        f_divergence_loss(student, teacher, mask, teacher_grad="yes")
+
+
+@pytest.mark.parametrize("top_k", [3, None])
+def test_chunked_teacher_gets_no_gradient_by_default(top_k):
+    gen = torch.Generator().manual_seed(22)
+    hs = torch.randn(2, 3, 4, generator=gen).requires_grad_()
+    ht = torch.randn(2, 3, 4, generator=gen).requires_grad_()
+    ws = torch.randn(9, 4, generator=gen).requires_grad_()
+    wt = torch.randn(9, 4, generator=gen).requires_grad_()
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 1.0]])
+    loss = chunked_f_divergence_loss(hs, ht, ws, wt, mask, chunk_size=2, top_k=top_k)
+    loss.sum().backward()
+    assert ht.grad is None and wt.grad is None
+    assert hs.grad.abs().sum() > 0 and ws.grad.abs().sum() > 0
+    opted = chunked_f_divergence_loss(hs, ht, ws, wt, mask, chunk_size=2, top_k=top_k, teacher_grad=True)
+    grads = torch.autograd.grad(opted.sum(), [ht, wt])
+    assert all(g.abs().sum() > 0 for g in grads)
+
+
+def test_chunked_empty_mask_is_a_zero_attached_to_the_graph():
+    """Nothing to distil (every position masked): the zero loss still backpropagates (zero gradients)."""
+    hs = torch.randn(1, 3, 4).requires_grad_()
+    ws = torch.randn(9, 4).requires_grad_()
+    loss = chunked_f_divergence_loss(hs, torch.randn(1, 3, 4), ws, torch.randn(9, 4), torch.zeros(1, 3),
+                                     chunk_size=2, top_k=3)
+    total = aggregate_loss(loss, torch.zeros(1, 3))
+    assert total.requires_grad and float(total.detach()) == 0.0
+    total.backward()
+    assert float(hs.grad.abs().sum()) == 0.0 and float(ws.grad.abs().sum()) == 0.0
+
+
+def test_rollout_correction_weights_the_loss_per_token_by_hand():
+    """Two tokens, vocabulary 2: the weight is min(exp(log p_student(target) - rollout log-prob), 2)."""
+    student = torch.tensor([[[0.0, 0.0], [2.0, 0.0]]], requires_grad=True)
+    teacher = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    mask = torch.ones(1, 2)
+    targets = torch.tensor([[0, 1]])
+    rollout = torch.tensor([[math.log(0.4), math.log(0.01)]])
+    plain = f_divergence_loss(student, teacher, mask, top_k=None, ratio_clip_low=None)
+    fixed = f_divergence_loss(student, teacher, mask, top_k=None, ratio_clip_low=None, rollout_logprobs=rollout,
+                              target_ids=targets)
+    p1 = math.exp(0.0) / (math.exp(2.0) + 1.0)  # student prob of token 1 at position 1
+    expected = torch.tensor([[0.5 / 0.4, min(p1 / 0.01, 2.0)]])  # 1.25, then capped at 2
+    torch.testing.assert_close(fixed, plain.detach() * expected)
+    (grad_fixed,) = torch.autograd.grad(fixed.sum(), [student])
+    (grad_plain,) = torch.autograd.grad(plain.sum(), [student])
+    torch.testing.assert_close(grad_fixed, grad_plain * expected[..., None])  # the weight is a constant
+    gen = torch.Generator().manual_seed(30)
+    hs, ht = torch.randn(2, 3, 4, generator=gen), torch.randn(2, 3, 4, generator=gen)
+    ws, wt = torch.randn(9, 4, generator=gen).requires_grad_(), torch.randn(9, 4, generator=gen)
+    chunk_mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 1.0]])
+    ids = torch.randint(0, 9, (2, 3), generator=gen)
+    lp = -torch.rand(2, 3, generator=gen) * 3
+    for top_k in (3, None):
+        chunked = chunked_f_divergence_loss(hs, ht, ws, wt, chunk_mask, chunk_size=2, top_k=top_k,
+                                            rollout_logprobs=lp, target_ids=ids)
+        reference = f_divergence_loss(hs @ ws.T, ht @ wt.T, chunk_mask, top_k=top_k, rollout_logprobs=lp,
+                                      target_ids=ids)
+        torch.testing.assert_close(chunked, reference, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="both rollout_logprobs and target_ids"):
+        f_divergence_loss(student, teacher, mask, rollout_logprobs=rollout)
+    with pytest.raises(ValueError, match="target_ids must be"):
+        f_divergence_loss(student, teacher, mask, rollout_logprobs=rollout, target_ids=targets[:, :1])

@@ -1,4 +1,4 @@
-"""Batch construction per method (resd_learner.trainer): who gets which teacher context, who gets no loss.
+"""Batch construction per method (resd_learner.batch): who gets which teacher context, who gets no loss.
 
 A hand-built batch of 4 prompts x 2 rollouts (example A: one failure with feedback + one success;
 B: two failures, a solution buffered by an earlier step; C: a lone success + a failure without
@@ -16,14 +16,13 @@ import torch
 
 from resd_learner.config import MethodConfig, load_config
 from resd_learner.context import SolutionBuffer
-from resd_learner.trainer import (
-    Timer,
-    Trainer,
+from resd_learner.batch import (
     build_grpo_items,
-    build_teacher_batch,
+    build_teacher_items,
     choose_demonstrations,
     sample_views,
 )
+from resd_learner.trainer import Timer, Trainer
 from resd_learner.types import Sample, Score, Task
 
 PLAYBOOK = "## COMMON MISTAKES TO AVOID\n[err-00001] helpful=0 harmful=0 :: PLAYBOOKRULE keep every branch"
@@ -68,10 +67,18 @@ def _buffer(samples, method):
     return buffer
 
 
+def _teacher_batch(samples, method, tokenizer, buffer=None, reflections=None, playbook=""):
+    """The trainer's order: views once → demonstrations → teacher items."""
+    views = sample_views(samples, method.success_threshold)
+    solutions = choose_demonstrations(views, method, buffer)
+    return build_teacher_items(samples, views, method=method, tokenizer=tokenizer, solutions=solutions,
+                               reflections=reflections, playbook=playbook)
+
+
 def _run(samples, tokenizer, **method_kwargs):
     method = MethodConfig(teacher_template="manufactoria", max_teacher_length=4096, **method_kwargs)
-    items = build_teacher_batch(samples, method=method, tokenizer=tokenizer, buffer=_buffer(samples, method),
-                                reflections=[row[5] for row in BATCH], playbook=PLAYBOOK)
+    items = _teacher_batch(samples, method, tokenizer, buffer=_buffer(samples, method),
+                           reflections=[row[5] for row in BATCH], playbook=PLAYBOOK)
     out = {}
     for (example, group, *_), sample, item in zip(BATCH, samples, items):
         if item.distill:
@@ -162,11 +169,9 @@ def test_demonstration_choice_and_empty_responses(batch, tiny_tokenizer):
     resd = MethodConfig(name="resd")
     assert choose_demonstrations(views, resd, None)[2] == ""  # no buffer: B has no demonstration
     empty = dataclasses.replace(batch[0], response_ids=[], response_text="")
-    item = build_teacher_batch([empty], method=resd, tokenizer=tiny_tokenizer)[0]
+    item = _teacher_batch([empty], resd, tiny_tokenizer)[0]
     assert not item.distill and item.skip_reason == "no_response"
     with pytest.raises(ValueError, match="aligned"):
-        from resd_learner.trainer import build_teacher_items
-
         build_teacher_items(batch, views[:2], method=resd, tokenizer=tiny_tokenizer, solutions=[""] * 8)
 
 
@@ -214,7 +219,7 @@ def grpo_trainer(tmp_path_factory, tiny_model_dir, smoke_config_path):
 
 
 def test_grpo_advantages_reach_the_loss_and_a_step_changes_the_weights(grpo_trainer, batch, monkeypatch):
-    import resd_learner.grpo as grpo
+    import resd_learner.trainer as trainer_module
 
     trainer = grpo_trainer
     assert trainer.teacher is None and trainer.updater is None
@@ -231,14 +236,14 @@ def test_grpo_advantages_reach_the_loss_and_a_step_changes_the_weights(grpo_trai
     assert all(torch.equal(after[k], before[k]) for k in before)
 
     seen = []
-    original = grpo.clipped_policy_loss
+    original = trainer_module.clipped_policy_loss
 
     def spy(logprobs, old, advantages, mask, **kw):
         assert kw == {"clip_low": 0.2, "clip_high": 0.28, "dual_clip": 3.0}
         seen.extend(advantages[:, 0].tolist())
         return original(logprobs, old, advantages, mask, **kw)
 
-    monkeypatch.setattr(grpo, "clipped_policy_loss", spy)
+    monkeypatch.setattr(trainer_module, "clipped_policy_loss", spy)
     stats = trainer._optimize(trainer._build_items(samples, None), Timer())
     assert seen == pytest.approx(hand)  # one micro-batch per sample, advantages in sample order
     after = trainer.engine.module.state_dict()

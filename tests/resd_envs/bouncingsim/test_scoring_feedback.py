@@ -138,6 +138,24 @@ def test_sandbox_reported_failure_is_flagged_internal(monkeypatch: pytest.Monkey
     assert ev.extra["internal_error"] == "the sandbox failed to start (exit status 1)"
 
 
+
+def test_sandbox_fallback_warning_reaches_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from bsim_fakes import run_in_process
+
+    def weaker(self, code, times):
+        run = run_in_process(code, list(times))
+        return dataclasses.replace(run, warning="bwrap is unavailable; fell back to unshare")
+
+    monkeypatch.setattr(BouncingSimFamily, "run_program", weaker)
+    fam = _family()
+    ev = fam.evaluate(fam.tasks("test")[0], "```python\ndef predict_position(t):\n    return []\n```")
+    assert ev.extra["sandbox_warning"] == "bwrap is unavailable; fell back to unshare"
+    monkeypatch.setattr(BouncingSimFamily, "run_program", lambda self, code, times: run_in_process(code, list(times)))
+    quiet = fam.evaluate(fam.tasks("test")[0], "```python\ndef predict_position(t):\n    return []\n```")
+    assert "sandbox_warning" not in quiet.extra  # without a fallback the key is absent
+
 @pytest.mark.parametrize(
     "value",
     [

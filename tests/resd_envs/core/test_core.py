@@ -10,7 +10,7 @@ from gymnasium.utils.env_checker import check_env
 
 from resd_envs.assets import asset_dir
 from resd_envs.core import Evaluation, TaskEnv, TaskFamily, TestResult, VerifyResult
-from resd_envs.core.results import cap_text
+from resd_envs.core.results import cap_text, check_scoring_options, scoring_option_problems
 from resd_envs.core.spaces import AnyText
 from resd_envs.errors import AssetNotFoundError, ConfigError, UnknownTaskError
 
@@ -56,6 +56,28 @@ def test_evaluation_scores_and_rewards() -> None:
     assert empty.score == 0.0 and empty.num_tests == 15 and not empty.passed
     vr = VerifyResult.from_evaluation("t", ev, "pass_rate")
     assert vr.reward == 0.5 and vr.as_dict()["test_results"][1] == {"id": "b", "passed": False, "message": "", "score": 0.0}
+
+
+def test_graded_test_results_give_a_graded_score() -> None:
+    ev = Evaluation((TestResult("a", False, score=0.25), TestResult("b", True)), "wrong_answer", "fb")
+    assert ev.score == pytest.approx(0.625) and ev.reward("pass_rate") == pytest.approx(0.625)
+    assert ev.num_passed == 1 and ev.reward("binary") == 0.0
+    unrun = Evaluation((TestResult("a", True, score=1.0),), None, "fb", num_tests=4)
+    assert unrun.score == 0.25
+
+
+def test_scoring_option_problems_name_every_bad_option() -> None:
+    assert scoring_option_problems("binary", "full", 4000) == []
+    assert scoring_option_problems("pass_rate", "privileged", 0, max_attempts=1) == []
+    problems = scoring_option_problems("best", "loud", -1, max_attempts=0)
+    assert [p.split("=")[0] for p in problems] == ["reward_mode", "feedback", "max_attempts", "max_feedback_chars"]
+    assert scoring_option_problems("binary", "full", 10, max_attempts=True) == [
+        "max_attempts=True: use an integer >= 1"
+    ]
+    (leak,) = scoring_option_problems("binary", "privileged", 10, max_attempts=2)
+    assert leak.startswith("feedback='privileged' with max_attempts=2")
+    with pytest.raises(ConfigError, match="invalid scoring options:\n  - max_feedback_chars='10'"):
+        check_scoring_options("binary", "full", "10")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("n", [0, 5, 30, 31, 100])
@@ -105,6 +127,10 @@ def test_env_argument_errors_are_collected() -> None:
         EchoEnv(reward_mode="full", feedback="loud", max_attempts=0)
     message = str(err.value)
     assert "reward_mode" in message and "feedback" in message and "max_attempts" in message
+    with pytest.raises(ConfigError, match="feedback='privileged' with max_attempts=3"):
+        EchoEnv(feedback="privileged", max_attempts=3)
+    with pytest.raises(ConfigError, match="render_mode='human': use one of 'ansi' or None"):
+        EchoEnv(render_mode="human")
     with pytest.raises(ConfigError, match="split"):
         EchoEnv(split="validation")
     env = EchoEnv()

@@ -16,6 +16,8 @@ import resd_envs
 from resd_envs import manufactoria as mf
 from resd_envs.core.results import ERROR_TYPES
 from resd_envs.manufactoria.grammar import LINE_RULES, lark_match_line, match_line
+from resd_envs.manufactoria.parser import Factory, parse_lines
+from resd_envs.manufactoria.scan import scan, symbol_table
 
 TYPES = ["START", "END", "PULLER_RB", "PULLER_YG", "PAINTER_RED", "PAINTER_BLUE", "PAINTER_YELLOW", "PAINTER_GREEN"]
 _HEADER = re.compile(r"(" + "|".join(TYPES) + r")\s+(\w+)(:?)\s*(?:#.*)?")
@@ -88,7 +90,8 @@ def oracle(text: str) -> tuple[str, int | None] | dict[str, tuple]:
     return nodes
 
 
-def random_program(rng: random.Random) -> str:
+def random_program(rng: random.Random, plain: bool = False) -> str:
+    """A random program; ``plain``: in the layout :func:`scan` takes (4-space indent, no comments)."""
     n = rng.randint(1, 12)
     ids = ["start", "end"] + [rng.choice(["n", "s", "q_", "é", "x"]) + str(i) for i in range(n)]
     targets = ids + ["NONE", "NONE", "end", "END", "start"]
@@ -101,11 +104,11 @@ def random_program(rng: random.Random) -> str:
             routes = [f"[{c}] {rng.choice(targets)}" for c in conds]
         else:
             routes = [f"NEXT {rng.choice(targets)}"]
-        indent = rng.choice(["    ", "\t", "        ", "    \t"])
-        comment = rng.choice(["", "", " # c", "# x"])
+        indent = "    " if plain else rng.choice(["    ", "\t", "        ", "    \t"])
+        comment = "" if plain else rng.choice(["", "", " # c", "# x"])
         blocks.append("\n".join([f"{kind} {nid}:{comment}"] + [indent + r for r in routes]))
     rng.shuffle(blocks)
-    text = rng.choice(["\n", "\n\n", "\n# note\n"]).join(blocks)
+    text = rng.choice(["\n", "\n\n"] if plain else ["\n", "\n\n", "\n# note\n"]).join(blocks)
     return rng.choice(["", "```\n"]) + text + rng.choice(["", "\n```", "\n"])
 
 
@@ -162,6 +165,33 @@ def test_fuzz_parser_matches_oracle_and_run_matches_trace() -> None:
             assert fast == mf.trace(factory, tape, keep=0).result, (text, tape)
             runs += 1
     assert parsed > 2000 and errors > 2000 and runs > 6000
+
+
+def test_fuzz_plain_scanner_agrees_with_line_parser() -> None:
+    """scan() accepts only what the line parser accepts, with the same nodes and symbol table."""
+    rng = random.Random(77)
+    accepted = declined_valid = 0
+    for _ in range(8000):
+        text = random_program(rng, plain=rng.random() < 0.8)
+        if rng.random() < 0.5:
+            text = mutate(rng, text)
+        plain = scan(text)
+        try:
+            want = parse_lines(text)
+        except mf.ManufactoriaSyntaxError:
+            assert plain is None, text
+            continue
+        if plain is None:
+            declined_valid += 1
+            continue
+        accepted += 1
+        got = Factory.from_plain(plain)
+        assert got.nodes == want.nodes, text
+        table = got.symbol_table()
+        if table is not None:
+            assert table == symbol_table(want.nodes), text
+        assert mf.parse(text).nodes == want.nodes
+    assert accepted > 800 and declined_valid > 100, (accepted, declined_valid)
 
 
 def test_fuzz_lines_fast_matcher_equals_lark() -> None:

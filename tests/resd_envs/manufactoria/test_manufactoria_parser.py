@@ -9,6 +9,8 @@ import pytest
 from resd_envs import manufactoria as mf
 from resd_envs.errors import ResdEnvError
 from resd_envs.manufactoria.grammar import LINE_RULES, lark_match_line, match_line
+from resd_envs.manufactoria.parser import Factory, parse_lines
+from resd_envs.manufactoria.scan import scan
 
 OK = "START start:\n    NEXT r\nPULLER_RB r:\n    [R] end\n    [EMPTY] NONE\nEND end"
 
@@ -171,3 +173,46 @@ LINES = [
 def test_fast_line_matcher_equals_lark(rule: str) -> None:
     for line in LINES:
         assert match_line(rule, line) == lark_match_line(rule, line), (rule, line)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [OK, "```\n" + OK + "\n```", OK.replace("\nPULLER", "\n\nPULLER").replace("\nEND", "\n\n\nEND"),
+     OK.replace("[EMPTY] NONE", "[EMPTY] NONE\nPULLER_YG NONE:")],
+)
+def test_plain_layout_takes_the_fast_path_with_the_same_nodes(text: str) -> None:
+    plain = scan(text)
+    assert plain is not None
+    assert Factory.from_plain(plain).nodes == parse_lines(text).nodes == mf.parse(text).nodes
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        OK + "\nPULLER_RB r:",  # duplicate id
+        OK.replace("[R] end", "[R] ghost"),  # undefined reference
+        OK.replace("START start:\n    NEXT r\n", ""),  # no START
+        OK.replace("\nEND end", "\nPULLER_RB end:"),  # no END, an id 'end'
+        OK.replace("[R] end", "[Y] end"),  # wrong colour
+        OK + "\nPAINTER_RED p:",  # painter without route
+        OK.replace("END end", "END end:"),
+        OK.replace("[R] end", "[R] end # c"),  # valid, but not the plain layout
+    ],
+)
+def test_plain_scanner_declines_invalid_and_non_plain_programs(text: str) -> None:
+    assert scan(text) is None
+
+
+
+def test_node_count_matches_nodes_on_both_parse_paths() -> None:
+    from resd_envs.manufactoria.problems import all_problems
+    from resd_envs.manufactoria.solutions import solution_program
+
+    for problem in all_problems()[:40]:
+        text = solution_program(problem)
+        lazy = mf.parse(text)
+        count = lazy.node_count  # read before .nodes, so the fast path's count is what is checked
+        assert count == len(mf.parse(text).nodes) > 1
+    # a comment sends a program through the line-by-line parser (nodes built eagerly)
+    factory = mf.parse("START start: # go\n    NEXT end\n\nEND end\n")
+    assert factory.node_count == len(factory.nodes) == 2

@@ -17,24 +17,27 @@ MARKER_TOKEN = "feedc0ffee123456"
 def _tiers() -> list[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return available_tiers()
+        return available_tiers(allow_rlimit=True)
 
 
 TIERS_HERE = _tiers()
 
 
 def pytest_report_header() -> list[str]:
-    from resd_envs.sandbox.tiers import _FAILURES
+    from resd_envs.sandbox.selection import failures
 
     lines = [f"sandbox tiers available: {', '.join(TIERS_HERE) or 'none'}"]
-    lines += [f"sandbox tier {name} unavailable: {reason}" for name, reason in _FAILURES.items()]
+    lines += [f"sandbox tier {name} unavailable: {reason}" for name, reason in failures().items()]
     return lines
 
 
 @pytest.fixture(params=TIERS_HERE or ["none"])
-def tier(request: pytest.FixtureRequest) -> str:
+def tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each usable tier in turn; the rlimit tier is opted into (it refuses otherwise)."""
     if request.param == "none":
         pytest.skip("no sandbox tier works on this machine")
+    if request.param == "rlimit":
+        monkeypatch.setenv("RESD_SANDBOX_ALLOW_RLIMIT", "1")
     return request.param
 
 

@@ -119,7 +119,7 @@ ATTACKS = [
             with open(target, "w") as out:
                 out.write("planted")
             return [1.0]
-        """), ("runtime_error",), not_contained_by=("unshare", "rlimit")),
+        """), ("runtime_error",), not_contained_by=("rlimit",)),
     Attack("read_secret_file", _src("""
         def f(path):
             with open(path) as handle:
@@ -181,7 +181,7 @@ ATTACKS = [
                 os._exit(0)
             time.sleep(0.1)
             return "escaped"
-        """), ("format_error",)),
+        """), ("format_error", "runtime_error")),
     Attack("redefine_checker", _src("""
         import builtins, marshal
         def check_distance(a, b):

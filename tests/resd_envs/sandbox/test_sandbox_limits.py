@@ -9,11 +9,12 @@ import pytest
 
 from resd_envs.errors import ConfigError
 from resd_envs.sandbox import SandboxLimits, available_tiers, run_function_calls, sandbox_info
-from resd_envs.sandbox.tiers import TIERS, find_python, requested_tier, sandbox_uid
+from resd_envs.sandbox.selection import requested_tier
+from resd_envs.sandbox.tiers import TIERS, find_python, sandbox_uid
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    TIERS_HERE = available_tiers()
+    TIERS_HERE = available_tiers(allow_rlimit=True)
 
 
 def test_default_limits_match_the_reference() -> None:
@@ -43,6 +44,7 @@ def test_requested_tier_honours_the_environment(monkeypatch: pytest.MonkeyPatch)
 @pytest.mark.skipif("rlimit" not in TIERS_HERE, reason="rlimit tier unavailable")
 def test_environment_override_reaches_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RESD_SANDBOX", "rlimit")
+    monkeypatch.setenv("RESD_SANDBOX_ALLOW_RLIMIT", "1")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         run = run_function_calls("def f(t):\n    return [t]\n", "f", [[1]])

@@ -208,7 +208,7 @@ def test_scratch_directory_is_private_and_removed(tier: str) -> None:
         """)
     run = run_function_calls(source, "f", [[0]], tier=tier)
     cwd = "".join(chr(int(c)) for c in run.outcomes[0].value)
-    if tier == "bwrap":
+    if tier in ("bwrap", "unshare"):
         assert cwd == "/tmp"  # a tmpfs that exists only inside the sandbox
     else:
         assert cwd.startswith("/") and not os.path.exists(cwd)
@@ -251,10 +251,12 @@ def test_sandbox_that_cannot_start_is_a_sandbox_error() -> None:
 def test_missing_interpreter_is_a_sandbox_error(tier: str) -> None:
     from dataclasses import replace
 
-    from resd_envs.sandbox.runner import execute
-    from resd_envs.sandbox.tiers import resolve
+    from resd_envs.sandbox.execute import execute
+    from resd_envs.sandbox.selection import resolve
 
-    plan = replace(resolve(tier), python="/nonexistent/python3")
+    plan = resolve(tier)
+    interpreter = plan.interpreter and replace(plan.interpreter, executable="/nonexistent/python3")
+    plan = replace(plan, python="/nonexistent/python3", interpreter=interpreter)
     run, hello = execute(plan, "def f(t):\n    return [t]\n", "f", [[1]], SandboxLimits())
     assert hello is None and run.error_type == "sandbox_error"
     assert "failed to start" in run.message or "could not start" in run.message

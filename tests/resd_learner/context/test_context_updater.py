@@ -58,7 +58,7 @@ def test_one_batched_call_per_role_and_lessons_added(scripted, make_sample):
             }
         )
     )
-    up = ContextUpdater(ContextConfig(playbook_budget=50), gen, seed=0)
+    up = ContextUpdater(ContextConfig(playbook_budget=50, deduplicate=True, curate_all_failures=False), gen, seed=0)
     samples = [make_sample("a"), make_sample("s", success=True), make_sample("b")]
     out = up.update(7, samples)
     # playbook empty → no success-tagging call; reflect and curate each ONE call of 2 prompts
@@ -91,7 +91,7 @@ def seeded_updater(scripted, make_sample, script_step1, **cfg):
     }
     gen = scripted(lambda kind, m: (script_step1 if gen.step1 else by_task(table))(kind, m))
     gen.step1 = False
-    up = ContextUpdater(ContextConfig(**{"playbook_budget": 50, **cfg}), gen, seed=0)
+    up = ContextUpdater(ContextConfig(**{"playbook_budget": 50, "deduplicate": True, "curate_all_failures": False, **cfg}), gen, seed=0)
     up.update(0, [make_sample("a")])
     gen.step1 = True
     return up, gen
@@ -392,3 +392,14 @@ def test_config_validation_lists_every_problem():
 def test_sample_view_fields():
     s = SampleView(example_id="e", group_index=0, prompt="p", response="r", reward=0.5, success=False)
     assert s.feedback == ""
+
+
+def test_every_failure_is_curated_by_default_and_dedup_is_off(scripted, make_sample):
+    """Official rules: a failure with an empty reflection still reaches the curator; no content dedup."""
+    assert ContextConfig().curate_all_failures and not ContextConfig().deduplicate
+    gen = scripted(lambda kind, messages: "")
+    ContextUpdater(ContextConfig(), gen, seed=0).update(1, [make_sample("a")])
+    assert [kind for kind, _ in gen.calls] == ["reflect", "curate"]
+    gen = scripted(lambda kind, messages: "")
+    ContextUpdater(ContextConfig(curate_all_failures=False), gen, seed=0).update(1, [make_sample("a")])
+    assert [kind for kind, _ in gen.calls] == ["reflect"]

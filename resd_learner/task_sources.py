@@ -8,18 +8,45 @@ Two implementations of one small interface (:class:`TaskSource`):
 - :class:`ResdTaskSource` for ``resd/...`` ids: task rows from :func:`resd_envs.load_tasks` (the
   stream, in file order) and batched, parallel scoring through :func:`resd_envs.verify`.
 - :class:`GymTaskSource` for any other gymnasium id (``module:ns/Name-vN`` works too): prompt i of a
-  stream comes from a fresh env's ``reset(seed=base + i, options=...)``; each response is scored by a
-  fresh env reset with the same seed, then ``step(response)``.
+  split comes from a fresh env's ``reset(seed=base + i, options=...)``; each response is scored by a
+  fresh env reset with the same seed, then ``step(response)``. The split selects the seed base
+  (``env.train_seed`` / ``env.val_seed``), the make kwargs (``env.kwargs`` updated by
+  ``env.train_kwargs`` / ``env.val_kwargs``) and, with ``env.split_option`` set, a reset option that
+  carries the split name — so an env with its own train/test data can serve it.
+
+The contract a gymnasium env must meet (documented in docs/learner.md, checked by
+:func:`env_problems` before any model loads):
+
+- text spaces: ``reset`` returns the prompt string; ``step`` takes the response string;
+- ``reset(seed=s)`` is deterministic: the same seed gives the same task (scoring re-creates it);
+- ``info`` keys read, all optional: from ``reset``: ``task_id``, ``messages`` (the chat to send
+  instead of one user message); from ``step``: ``passed`` (default ``reward >= 1``), ``score``
+  (fraction of tests passed, default the reward), ``num_tests`` (default 1), ``error_type``,
+  ``feedback`` (default the observation text), ``privileged_feedback`` (shown to the teacher context
+  instead of ``feedback`` when present).
+
+Both sources honour ``env.reward_mode`` (binary: 1.0 when every test passed, else 0.0; pass_rate: the
+fraction of tests passed) and ``env.max_feedback_chars``.
 
 Use :func:`make_task_source` to pick one from an :class:`~resd_learner.config.EnvConfig`.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+import gymnasium
+
+import resd_envs
+from resd_envs.core.results import cap_text
 from resd_learner.types import Score, Task
+
+if TYPE_CHECKING:
+    from resd_learner.config import EnvConfig
+
+REWARD_MODES: tuple[str, ...] = ("binary", "pass_rate")
 
 
 class TaskSource(Protocol):
@@ -37,14 +64,46 @@ class TaskSource(Protocol):
 def is_resd_id(env_id: str) -> bool:
     """True for ids served by resd_envs (with or without the ``resd_envs:`` prefix)."""
     bare = env_id.split(":", 1)[1] if env_id.startswith("resd_envs:") else env_id
-    try:
-        import resd_envs
-    except ImportError:
-        return False
     return bare in resd_envs.list_envs()
 
 
-def make_task_source(config: Any) -> TaskSource:
+def env_problems(config: EnvConfig) -> list[str]:
+    """One-line problems with ``config``'s env that would otherwise surface after the models load.
+
+    Checks that the id exists (with a did-you-mean), that a gymnasium env has text observation and
+    action spaces, and that ``env.num_train`` / ``env.num_val`` are given for a non-resd id (its prompts
+    are drawn by seed, so the count is not known). Creates the env once (no reset) for the space check.
+    """
+    if not config.id or is_resd_id(config.id):
+        return []
+    out = []
+    if ":" not in config.id:  # 'module:ns/Name-vN' is resolved (the module imported) by gymnasium.make
+        known = list(gymnasium.envs.registry)
+        if config.id not in known:
+            close = difflib.get_close_matches(config.id, known + list(resd_envs.list_envs()), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            return [f"env.id={config.id!r} is not a registered gymnasium id{hint} (use 'module:ns/Name-vN' to import "
+                    "the module that registers it)"]
+    for name in ("num_train", "num_val"):
+        if getattr(config, name) is None:
+            out.append(f"env.{name} is required for env.id={config.id!r}: its prompts come from reset(seed=...), "
+                       "so give the number of prompts to draw")
+    try:
+        env = gymnasium.make(config.id, **dict(config.kwargs))
+    except Exception as exc:  # any failure of a third-party constructor becomes one line
+        return out + [f"env.id={config.id!r} cannot be created with env.kwargs={dict(config.kwargs)}: "
+                      f"{type(exc).__name__}: {exc}"]
+    try:
+        for role, space in (("observation", env.observation_space), ("action", env.action_space)):
+            if not isinstance(space, gymnasium.spaces.Text):
+                out.append(f"env.id={config.id!r} has a {type(space).__name__} {role} space; the learner needs "
+                           "text environments (gymnasium.spaces.Text observation and action spaces)")
+    finally:
+        env.close()
+    return out
+
+
+def make_task_source(config: EnvConfig) -> TaskSource:
     """The task source for ``config`` (an :class:`~resd_learner.config.EnvConfig`)."""
     if is_resd_id(config.id):
         return ResdTaskSource(
@@ -60,6 +119,10 @@ def make_task_source(config: Any) -> TaskSource:
         make_kwargs=dict(config.kwargs),
         reset_options=dict(config.reset_options),
         seeds={config.train_split: config.train_seed, config.val_split: config.val_seed},
+        split_kwargs={config.train_split: dict(config.train_kwargs), config.val_split: dict(config.val_kwargs)},
+        split_option=config.split_option,
+        reward_mode=config.reward_mode,
+        max_feedback_chars=config.max_feedback_chars,
     )
 
 
@@ -81,8 +144,6 @@ class ResdTaskSource:
         max_workers: int | None = None,
         family_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        import resd_envs
-
         self._api = resd_envs
         self.env_id = env_id
         self.reward_mode = reward_mode
@@ -119,16 +180,25 @@ class ResdTaskSource:
         )
         return [
             Score(reward=float(r.reward), score=float(r.score), passed=bool(r.passed), feedback=r.feedback or "",
-                  error_type=r.error_type, num_tests=int(r.num_tests))
+                  error_type=r.error_type, num_tests=int(r.num_tests),
+                  privileged_feedback=_privileged(r, self.max_feedback_chars))
             for r in results
         ]
+
+
+def _privileged(result: object, max_chars: int) -> str:
+    """The privileged feedback of a resd_envs result ("" when the env offers none): an attribute of
+    that name, else ``result.extra["privileged_feedback"]``."""
+    text = getattr(result, "privileged_feedback", None)
+    if text is None:
+        text = (getattr(result, "extra", None) or {}).get("privileged_feedback")
+    return cap_text(str(text), max_chars) if text else ""
 
 
 class GymTaskSource:
     """Any gymnasium id: one env per prompt, ``reset(seed=, options=)`` for prompts, ``step`` to score.
 
-    Observations must be text (the prompt); ``info["messages"]`` is used as the chat when present.
-    The per-test-case score is ``info["score"]`` when the env reports it, else the reward.
+    See the module docstring for the env contract (text spaces, deterministic reset, ``info`` keys).
     """
 
     def __init__(
@@ -138,24 +208,34 @@ class GymTaskSource:
         make_kwargs: dict[str, Any] | None = None,
         reset_options: dict[str, Any] | None = None,
         seeds: dict[str, int] | None = None,
+        split_kwargs: dict[str, dict[str, Any]] | None = None,
+        split_option: str | None = None,
+        reward_mode: str = "binary",
+        max_feedback_chars: int = 2000,
     ) -> None:
-        import gymnasium
-
-        self._gym = gymnasium
+        if reward_mode not in REWARD_MODES:
+            raise ValueError(f"reward_mode={reward_mode!r}: use one of {list(REWARD_MODES)}")
         self.env_id = env_id
         self.make_kwargs = make_kwargs or {}
         self.reset_options = reset_options or {}
         self.seeds = seeds or {}
+        self.split_kwargs = split_kwargs or {}
+        self.split_option = split_option
+        self.reward_mode = reward_mode
+        self.max_feedback_chars = max_feedback_chars
         try:
             if ":" not in env_id:  # 'module:ns/Name-vN' is resolved by gymnasium.make (it imports the module)
-                self._gym.spec(env_id)
-        except self._gym.error.Error as exc:
+                gymnasium.spec(env_id)
+        except gymnasium.error.Error as exc:
             raise ValueError(f"env.id={env_id!r} is not a registered gymnasium id ({exc}); "
                              "use 'module:ns/Name-vN' to import the module that registers it") from exc
 
-    def _reset(self, seed: int) -> tuple[Any, str, dict[str, Any]]:
-        env = self._gym.make(self.env_id, **self.make_kwargs)
-        observation, info = env.reset(seed=seed, options=dict(self.reset_options) or None)
+    def _reset(self, split: str, seed: int) -> tuple[gymnasium.Env, Any, dict[str, Any]]:
+        env = gymnasium.make(self.env_id, **{**self.make_kwargs, **self.split_kwargs.get(split, {})})
+        options = dict(self.reset_options)
+        if self.split_option:
+            options[self.split_option] = split
+        observation, info = env.reset(seed=seed, options=options or None)
         return env, observation, info
 
     def tasks(self, split: str, limit: int | None = None) -> list[Task]:
@@ -167,7 +247,7 @@ class GymTaskSource:
         base = self.seeds.get(split, 0)
         out = []
         for index in range(limit):
-            env, observation, info = self._reset(base + index)
+            env, observation, info = self._reset(split, base + index)
             env.close()
             if not isinstance(observation, str):
                 raise TypeError(
@@ -178,7 +258,7 @@ class GymTaskSource:
             messages = tuple({"role": str(m["role"]), "content": str(m["content"])} for m in raw)
             example_id = str(info.get("task_id", f"{split}-seed-{base + index}"))
             out.append(Task(example_id=example_id, messages=messages, prompt=_user_prompt(messages), index=index,
-                            env_state={"seed": base + index}))
+                            env_state={"seed": base + index, "split": split}))
         return out
 
     def score(self, tasks: Sequence[Task], responses: Sequence[str]) -> list[Score]:
@@ -186,14 +266,21 @@ class GymTaskSource:
             raise ValueError(f"score got {len(tasks)} tasks but {len(responses)} responses; pass one of each")
         out = []
         for task, response in zip(tasks, responses):
-            env, _, _ = self._reset(int(task.env_state["seed"]))
+            env, _, _ = self._reset(str(task.env_state.get("split", "")), int(task.env_state["seed"]))
             try:
                 observation, reward, _, _, info = env.step(response)
             finally:
                 env.close()
-            feedback = info.get("feedback", observation if isinstance(observation, str) else "")
-            passed = bool(info.get("passed", float(reward) >= 1.0))
-            score = float(info.get("score", reward))
-            out.append(Score(reward=float(reward), score=score, passed=passed, feedback=str(feedback or ""),
-                             error_type=info.get("error_type"), num_tests=int(info.get("num_tests", 1) or 1)))
+            out.append(self._score(float(reward), observation, info))
         return out
+
+    def _score(self, reward: float, observation: Any, info: dict[str, Any]) -> Score:
+        """A :class:`Score` from one ``step`` result under ``reward_mode`` and the feedback cap."""
+        passed = bool(info.get("passed", reward >= 1.0))
+        score = float(info.get("score", reward))
+        feedback = info.get("feedback", observation if isinstance(observation, str) else "")
+        privileged = info.get("privileged_feedback")
+        return Score(reward=float(passed) if self.reward_mode == "binary" else score, score=score, passed=passed,
+                     feedback=cap_text(str(feedback or ""), self.max_feedback_chars),
+                     error_type=info.get("error_type"), num_tests=int(info.get("num_tests", 1) or 1),
+                     privileged_feedback=cap_text(str(privileged), self.max_feedback_chars) if privileged else "")

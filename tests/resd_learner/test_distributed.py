@@ -1,0 +1,52 @@
+"""Optimizer set-up of resd_learner.distributed: weight-decay groups and the warmup schedule."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from resd_learner.config import OptimConfig
+from resd_learner.distributed import parameter_groups, warmup_factor
+
+
+class Block(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(4, 4)
+        self.norm = torch.nn.LayerNorm(4)
+
+
+def test_weight_decay_applies_to_every_parameter_by_default():
+    model = Block()
+    assert OptimConfig().decay_norms_and_biases is True
+    groups = parameter_groups(model, 0.01, decay_all=True)
+    assert len(groups) == 1 and groups[0]["weight_decay"] == 0.01
+    assert len(groups[0]["params"]) == len(list(model.parameters())) == 4
+
+
+def test_weight_decay_switch_exempts_norms_and_biases():
+    model = Block()
+    decay, exempt = parameter_groups(model, 0.01, decay_all=False)
+    assert [p.shape for p in decay["params"]] == [model.proj.weight.shape] and decay["weight_decay"] == 0.01
+    assert {id(p) for p in exempt["params"]} == {id(model.proj.bias), id(model.norm.weight), id(model.norm.bias)}
+    assert exempt["weight_decay"] == 0.0
+
+
+def test_warmup_starts_at_zero_like_verl():
+    assert OptimConfig().warmup_from_zero is True
+    assert [warmup_factor(s, warmup=4) for s in range(6)] == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 1.0])
+    assert [warmup_factor(s, warmup=4, from_zero=False) for s in range(5)] == pytest.approx(
+        [0.2, 0.4, 0.6, 0.8, 1.0])
+    assert warmup_factor(0, warmup=0) == 1.0
+
+
+def test_scheduler_gives_lr_zero_on_the_first_step():
+    model = Block()
+    optimizer = torch.optim.AdamW(parameter_groups(model, 0.0, True), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_factor(s, warmup=2))
+    seen = []
+    for _ in range(3):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert seen == pytest.approx([0.0, 0.5, 1.0])
