@@ -57,6 +57,13 @@ ENVS: tuple[EnvEntry, ...] = (
         "resd_envs.finer.family:FinerFamily",
         summary="FiNER-139 XBRL tagging, 4 questions per sample, ACE scoring (user-provided data).",
     ),
+    # --- small-model variant of Finer (not the benchmark; shipped data) ------------------------
+    EnvEntry(
+        "resd/FinerMini-v0",
+        "resd_envs.finer_mini.env:FinerMiniEnv",
+        "resd_envs.finer_mini.family:FinerMiniFamily",
+        summary="Small-model Finer variant, not the benchmark: 1 question, 4 candidate tags (1671 train / 1920 test).",
+    ),
 )
 
 _BY_ID = {entry.env_id: entry for entry in ENVS}

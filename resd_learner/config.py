@@ -31,6 +31,7 @@ from resd_envs.errors import ConfigError
 from resd_learner.context import TEMPLATES, ContextConfig
 from resd_learner.loss import LossConfig
 from resd_learner.teacher import TeacherConfig
+from resd_learner.warm_start import WarmStartConfig
 
 MethodName = Literal["resd", "sdpo", "sdpo_ss", "grpo"]
 METHODS: tuple[str, ...] = typing.get_args(MethodName)
@@ -426,6 +427,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
 
     def problems(self) -> list[str]:
         """Problems that involve more than one section (conflicting options)."""

@@ -91,10 +91,12 @@ from resd_learner.rollout import GenerationBackend, collect_samples, make_backen
 from resd_learner.records import RunRecords, collect_step_records
 from resd_learner.schedule import GrpoSwitch
 from resd_learner.seeding import derive_seed
+from resd_learner.summary import print_run_summary, record_val_scores
 from resd_learner.task_sources import make_task_source
 from resd_learner.partitioned_teacher import PartitionedEmaTeacher
 from resd_learner.teacher import EmaTeacher
 from resd_learner.types import Sample, Task
+from resd_learner.warm_start import warm_started_model
 
 PHASES = ("rollout", "context", "teacher_inputs", "teacher", "loss", "backward", "optim", "ema", "sync")
 """Timed phases of one step, each logged as ``time/<phase>_s``: ``teacher_inputs`` builds the teacher
@@ -186,6 +188,9 @@ class Trainer:
         self.records = RunRecords(self.run_dir) if distributed.is_main() else None
         self._seed_everything(config.train.seed)
         self.model_dir = resolve_model_path(config.model.path, config.model.cache_dir)
+        self.model_dir = warm_started_model(self.model_dir, config.warm_start, env_id=config.env.id,
+                                            train_split=config.env.train_split, num_train=config.env.num_train,
+                                            family_kwargs=dict(config.env.kwargs), cache_dir=config.model.cache_dir)
         self.tokenizer = load_tokenizer(self.model_dir)
         self.source = make_task_source(config.env)
         self.train_tasks = self.source.tasks(config.env.train_split, config.env.num_train)
@@ -307,6 +312,8 @@ class Trainer:
                 self._after_batch()
         finally:
             self.logger.close()
+        if distributed.is_main():
+            print_run_summary(self.run_dir)
         return last
 
     def _batch_tasks(self, index: int) -> list[Task]:
@@ -644,6 +651,7 @@ class Trainer:
             samples = [s for group in self.groups.run(self.val_tasks, work) for s in group]
             per_task = [[float(s.score.passed) for s in samples[i * n:(i + 1) * n]] for i in range(len(self.val_tasks))]
             per_case = [[float(s.score.score) for s in samples[i * n:(i + 1) * n]] for i in range(len(self.val_tasks))]
+            record_val_scores(self.run_dir, self.global_step, [t.example_id for t in self.val_tasks], per_case)
             metrics = summarize({"per_task": per_task, "per_test_case": per_case}, n=n)
             values = {f"val/{k}": v for k, v in metrics.items()}
             values["val/reward_mean"] = float(np.mean([s.reward for s in samples]))
@@ -687,7 +695,7 @@ class Trainer:
             else:
                 self._write_phase_file()
         if distributed.is_main():
-            for name in ("metrics.jsonl", "playbook_history.jsonl"):
+            for name in ("metrics.jsonl", "playbook_history.jsonl", "val_scores.jsonl"):
                 truncate_jsonl(self.run_dir / name, self.global_step)
             if self.updater is not None:
                 (self.run_dir / "playbook.md").write_text(self.updater.playbook.render(), encoding="utf-8")

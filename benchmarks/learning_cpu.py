@@ -1,0 +1,99 @@
+"""RESD vs SDPO vs SDPO+ss vs GRPO on FinerMini on CPU, at equal rollout compute; writes results/learning_cpu/.
+
+Every method starts from the same format-warm-started SmolLM2-135M (the quickstart's base model,
+cached after the first run), trains on the same prompts for the same number of optimizer steps and
+generates the same number of rollouts per step: 8 (RESD / SDPO / SDPO+ss: 8 prompts x 1 rollout;
+GRPO: 2 prompts x 4 rollouts, its group size). RESD also spends generation on its reflector and
+curator calls; wall time per run is reported so that cost is visible.
+
+Each run is ``resd-learn --config configs/quickstart.yaml`` with the method's overrides and a seed;
+its ``summary.json`` (see :mod:`resd_learner.summary`) gives the held-out start -> end change and
+its paired bootstrap CI. Output: ``results/learning_cpu/table.md``, ``results.json`` and the run
+directories under ``results/learning_cpu/runs/`` (curves: ``resd-report results/learning_cpu/runs/*``).
+
+Command (documented in docs/evaluation.md)::
+
+    python benchmarks/learning_cpu.py --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+CONFIG = "configs/quickstart.yaml"
+#: Overrides per method, on top of the quickstart config (equal rollouts per step: 8).
+METHODS: dict[str, list[str]] = {
+    "resd": [],
+    "sdpo": ["method.name=sdpo", "context.enabled=false", "context.solution_buffer=false"],
+    "sdpo_ss": ["method.name=sdpo_ss", "context.enabled=false", "context.solution_buffer=false"],
+    "grpo": ["method.name=grpo", "context.enabled=false", "context.solution_buffer=false",
+             "rollout.n=4", "train.batch_size=2", "env.num_train=8"],
+}
+
+
+def run_one(method: str, seed: int, out: Path, extra: list[str]) -> dict:
+    """Train one (method, seed) run unless its summary exists; return its summary with the wall time."""
+    run_dir = out / "runs" / f"{method}_s{seed}"
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        command = [sys.executable, "-m", "resd_learner.cli", "--config", CONFIG, *METHODS[method],
+                   f"train.seed={seed}", f"train.run_dir={run_dir}", *extra]
+        print("+", " ".join(command), flush=True)
+        start = time.perf_counter()
+        subprocess.run(command, check=True)
+        (run_dir / "wall_s.txt").write_text(f"{time.perf_counter() - start:.1f}\n", encoding="utf-8")
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    wall = run_dir / "wall_s.txt"
+    summary["wall_s"] = float(wall.read_text()) if wall.is_file() else None
+    return summary
+
+
+def table(results: dict[str, list[dict]]) -> str:
+    """Markdown table: per method, each seed's start -> end and CI, and the mean change over seeds."""
+    lines = ["| method | seed | start | end | change | 95% paired bootstrap CI | playbook | wall min |",
+             "|---|---|---|---|---|---|---|---|"]
+    for method, runs in results.items():
+        for seed, s in enumerate(runs):
+            ci = "n/a" if s.get("ci_low") is None else f"[{s['ci_low']:+.3f}, {s['ci_high']:+.3f}]"
+            change = "n/a" if s.get("change") is None else f"{s['change']:+.3f}"
+            wall = "n/a" if s.get("wall_s") is None else f"{s['wall_s'] / 60:.1f}"
+            lines.append(f"| {method} | {s.get('seed', seed)} | {s['start_score']:.3f} | {s['end_score']:.3f} | "
+                         f"{change} | {ci} | {s.get('playbook_size') or '-'} | {wall} |")
+        changes = [s["change"] for s in runs if s.get("change") is not None]
+        if len(changes) > 1:
+            lines.append(f"| {method} | mean of {len(changes)} | | | {np.mean(changes):+.3f} | "
+                         f"sd {np.std(changes, ddof=1):.3f} | | |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--out", default="results/learning_cpu")
+    parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    results: dict[str, list[dict]] = {}
+    for method in args.methods:
+        for seed in args.seeds:
+            summary = run_one(method, seed, out, args.overrides)
+            summary["seed"] = seed
+            results.setdefault(method, []).append(summary)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    text = table(results)
+    (out / "table.md").write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

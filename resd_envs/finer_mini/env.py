@@ -1,0 +1,32 @@
+"""The gymnasium env of FinerMini: ``TaskEnv`` around :class:`~resd_envs.finer_mini.family.FinerMiniFamily`."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from resd_envs.core.env import TaskEnv
+from resd_envs.core.family import TaskFamily
+from resd_envs.finer_mini.family import FinerMiniFamily
+
+
+class FinerMiniEnv(TaskEnv):
+    """FinerMini (small-model variant of Finer, not the benchmark): tag one entity, 4 candidate tags.
+
+    ## Description
+    One episode is one FiNER-139 question: an entity token (mostly a number), up to 240 characters
+    of its SEC-filing sentence, and 4 candidate US-GAAP tags (the gold tag and 3 random others).
+    The model answers with one tag inside ``<answer></answer>``.
+
+    ## Rewards
+    1.0 when the tag read from the answer is the gold tag, else 0.0 (one test case, ``q1``, so
+    ``binary`` and ``pass_rate`` agree). Chance level is 0.25 for a well-formed answer.
+
+    ## Feedback
+    The observation says right / wrong / no answer read; ``info["privileged_feedback"]`` adds the
+    gold tag (for a teacher or reflector).
+
+    ## Version History
+    * v0: tasks derived from ACE's two FiNER files with seed 0 (``resd_envs.finer_mini.build``).
+    """
+
+    family_class: ClassVar[type[TaskFamily]] = FinerMiniFamily
