@@ -21,9 +21,10 @@ def env_id(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def test_list_envs_has_the_four_ids() -> None:
+def test_list_envs_has_the_benchmarks_and_the_small_model_variant() -> None:
     assert set(ENV_IDS) == {
         "resd/Manufactoria-Has-v0", "resd/BouncingSim-Easy-v0", "resd/BouncingSim-Medium-v0", "resd/Finer-v0",
+        "resd/FinerMini-v0",
     }
 
 

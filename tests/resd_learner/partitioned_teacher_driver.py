@@ -2,7 +2,8 @@
 
 A bf16 ZeRO-3 student (fp32 masters in the optimizer) takes ``STEPS`` AdamW steps; after each, the
 partitioned teacher does its local EMA while the script keeps an unpartitioned reference EMA computed
-from the gathered fp32 masters. Each rank prints one ``RESULT {json}`` line.
+from the gathered fp32 masters. Each rank writes its results to ``OUT/result_rank<r>.json`` (two ranks
+printing to one pipe can interleave their lines).
 """
 
 from __future__ import annotations
@@ -90,13 +91,13 @@ def main(out_dir: str, steps: int = 3, rate: float = 0.25) -> None:
     teacher.update(engine)
     after_update_equal = all(torch.equal(a, b) for a, b in zip(fresh.gathered_state().values(),
                                                              teacher.gathered_state().values()))
-    print("RESULT " + json.dumps({
+    (Path(out_dir) / f"result_rank{rank}.json").write_text(json.dumps({
         "rank": rank, "world": world, "ema_err": ema_err, "hidden_err": hidden_err, "head_err": head_err, "autocast_err": autocast_err,
         "masters_differ": masters_differ, "local_numel": teacher.local_numel(), "full_numel": teacher.full_numel(),
         "teacher_dtype": str({p.ds_tensor.dtype for p in teacher.module.parameters()}),
         "resumed_equal": resumed_equal, "resumed_changed": resumed_changed,
         "after_update_equal": after_update_equal, "counters": [fresh.calls, fresh.updates],
-    }), flush=True)
+    }), encoding="utf-8")
     dist.barrier()
 
 

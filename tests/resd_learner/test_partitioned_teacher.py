@@ -33,9 +33,9 @@ def two_ranks(tmp_path_factory) -> list[dict]:
         proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"2-rank teacher job did not finish within {TIMEOUT_S} s; tail:\n{str(exc.stdout)[-3000:]}")
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and len(lines) == 2, f"torchrun failed:\n{(proc.stdout + proc.stderr)[-6000:]}"
-    return sorted((json.loads(line[len("RESULT "):]) for line in lines), key=lambda r: r["rank"])
+    files = sorted(out.glob("result_rank*.json"))
+    assert proc.returncode == 0 and len(files) == 2, f"torchrun failed:\n{(proc.stdout + proc.stderr)[-6000:]}"
+    return sorted((json.loads(f.read_text(encoding="utf-8")) for f in files), key=lambda r: r["rank"])
 
 
 def test_local_ema_equals_the_unpartitioned_ema_of_the_fp32_masters(two_ranks):
