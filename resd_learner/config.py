@@ -238,6 +238,10 @@ class RolloutConfig:
     top_p: float = 0.95
     max_tokens: int = 1024
     """Maximum response length in tokens."""
+    stop: list[str] = field(default_factory=list)
+    """Stop strings for training rollouts and validation (not for reflector/curator calls): a response
+    ends with the token that completes one (kept in the response). Empty = only end-of-sequence, as
+    in the official runs. E.g. ["</answer>"] for answer-tag tasks, so nothing after the answer is sampled."""
     max_model_len: int = 8192
     """Longest prompt + response the engine accepts."""
     kv_cache_gb: float = 2.0
@@ -268,6 +272,8 @@ class RolloutConfig:
             out.append(f"rollout.top_p={self.top_p}: use a value in (0, 1]")
         if self.max_tokens < 1:
             out.append(f"rollout.max_tokens={self.max_tokens}: use at least 1 token")
+        if not isinstance(self.stop, list) or not all(isinstance(x, str) and x for x in self.stop):
+            out.append(f"rollout.stop={self.stop!r}: use a list of non-empty strings, e.g. ['</answer>'] (or [])")
         if self.max_model_len <= self.max_tokens:
             out.append(
                 f"rollout.max_model_len={self.max_model_len} leaves no room for the prompt with "

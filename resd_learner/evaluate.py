@@ -163,6 +163,8 @@ class EvalSettings:
     temperature: float = _VALIDATION.temperature
     top_p: float = _VALIDATION.top_p
     max_tokens: int = 2048
+    stop: list[str] = field(default_factory=list)
+    """Stop strings (as ``rollout.stop`` of the trainer)."""
     seed: int = 0
     limit: int | None = None
     batch_size: int = 8
@@ -181,6 +183,8 @@ class EvalSettings:
             problems.append(f"top_p={self.top_p!r}: must be in (0, 1]")
         if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
             problems.append(f"max_tokens={self.max_tokens!r}: must be an integer >= 1")
+        if not all(isinstance(x, str) and x for x in self.stop):
+            problems.append(f"stop={self.stop!r}: stop strings must be non-empty")
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
             problems.append(f"limit={self.limit!r}: must be an integer >= 1 or None (all prompts)")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -261,8 +265,9 @@ class OpenAIChatBackend:
         top_p: float,
         max_tokens: int,
         seed: int | None = None,
+        stop: Sequence[str] = (),
     ) -> list[list[Any]]:
-        """``n`` completions per message list, one request per prompt."""
+        """``n`` completions per message list, one request per prompt (``stop``: the API's stop strings)."""
         out = []
         for index, messages in enumerate(messages_batch):
             body = {
@@ -275,6 +280,8 @@ class OpenAIChatBackend:
             }
             if seed is not None:
                 body["seed"] = seed + index
+            if stop:
+                body["stop"] = list(stop)
             reply = self._post(body)
             choices = sorted(reply.get("choices", []), key=lambda c: c.get("index", 0))
             if len(choices) != n:
@@ -354,6 +361,7 @@ def generate_all(
             top_p=config.top_p,
             max_tokens=config.max_tokens,
             seed=config.seed + start,
+            **({"stop": tuple(config.stop)} if config.stop else {}),  # backends without stop support still work
         )
         if len(gens) != len(batch) or any(len(g) != config.n for g in gens):
             raise RuntimeError(
@@ -433,6 +441,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, default=_VALIDATION.temperature)
     parser.add_argument("--top-p", type=float, default=_VALIDATION.top_p)
     parser.add_argument("--max-tokens", type=int, default=2048)
+    parser.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                        help="stop string (repeatable), as the trainer's rollout.stop, e.g. --stop '</answer>'")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="only the first K prompts")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per generate call")
@@ -488,6 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             temperature=args.temperature,
             top_p=args.top_p,
             max_tokens=args.max_tokens,
+            stop=list(args.stop),
             seed=args.seed,
             limit=args.limit,
             batch_size=args.batch_size,

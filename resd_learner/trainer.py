@@ -110,7 +110,8 @@ class ContextGenerator:
 
     Call k (1-based) of step s samples with seed ``derive_seed(run seed, context phase, s, k)``; the
     trainer calls :meth:`start_step` before each context update, so the seeds of a step do not depend
-    on what earlier steps generated. Uses the training sampling settings. With several generation
+    on what earlier steps generated. Uses the training sampling settings (``context.temperature`` when
+    set, else the rollout temperature). With several generation
     replicas each generates its shard of the chats and every rank gets all answers (collective:
     every rank's context updater makes the same calls).
     """
@@ -143,8 +144,16 @@ class ContextGenerator:
         def work(shard: list[list[dict[str, str]]], _replica: int) -> list[str]:
             if not shard:
                 return []
-            gens = self.backend.generate(shard, n=1, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
+            temperature = cfg.rollout.temperature if cfg.context.temperature is None else cfg.context.temperature
+            gens = self.backend.generate(shard, n=1, temperature=temperature, top_p=cfg.rollout.top_p,
                                          max_tokens=max(1, cfg.context.max_reflection_tokens), seed=seed, **extra)
+            too_long = sum(g[0].finish_reason == "prompt_too_long" for g in gens)
+            if too_long:
+                logging.getLogger("resd_learner.context").warning(  # silenced on ranks > 0, like the updater
+                    "%d of %d reflector/tagger/curator prompts did not fit rollout.max_model_len=%d and got no "
+                    "output (recorded as 'empty output'); raise rollout.max_model_len or lower "
+                    "context.playbook_budget / context.max_reflection_tokens", too_long, len(gens),
+                    cfg.rollout.max_model_len)
             return [g[0].text for g in gens]
 
         return self.groups.run(chats, work)
@@ -409,7 +418,7 @@ class Trainer:
                 return []
             samples = collect_samples(self.backend, self.source, shard, n=self.rollout_n,
                                       temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                                      max_tokens=cfg.rollout.max_tokens, seed=seed)
+                                      max_tokens=cfg.rollout.max_tokens, seed=seed, stop=cfg.rollout.stop)
             return [samples[i * self.rollout_n:(i + 1) * self.rollout_n] for i in range(len(shard))]
 
         return [sample for group in self.groups.run(tasks, work) for sample in group]
@@ -645,7 +654,7 @@ class Trainer:
                     return []
                 got = collect_samples(self.backend, self.source, shard, n=n, temperature=cfg.eval.temperature,
                                       top_p=cfg.eval.top_p, max_tokens=cfg.eval.max_tokens or cfg.rollout.max_tokens,
-                                      seed=seed)
+                                      seed=seed, stop=cfg.rollout.stop)
                 return [got[i * n:(i + 1) * n] for i in range(len(shard))]
 
             samples = [s for group in self.groups.run(self.val_tasks, work) for s in group]

@@ -51,6 +51,10 @@ class ContextConfig:
     max_reflection_tokens: int = 4096
     """Generation cap the trainer should pass to its backend for reflector, tagger and curator calls.
     The updater itself never counts tokens; it only forwards this value as documentation of intent."""
+    temperature: float | None = None
+    """Sampling temperature of the reflector, success-tagger and curator calls; None = the rollout
+    temperature (the official behaviour: one sampling setting for every student generation). A small
+    model writes coherent context at a lower value (the quickstart uses 0.3; docs/finer_mini.md)."""
     structured_output: str = "auto"
     """Generate reflector, success-tagger and curator outputs under their JSON schemas
     (``context/schemas.py``): "on", "off" (the official free-form generation, read by the lenient
@@ -84,6 +88,11 @@ class ContextConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 problems.append(f"context.{name}={value!r} must be an integer >= 0")
+        if self.temperature is not None and (isinstance(self.temperature, bool)
+                                             or not isinstance(self.temperature, (int, float))
+                                             or self.temperature < 0):
+            problems.append(f"context.temperature={self.temperature!r} must be a number >= 0 (0 = greedy) or null "
+                            "(use the rollout temperature)")
         if self.structured_output not in STRUCTURED_OUTPUT_MODES:
             problems.append(
                 f"context.structured_output={self.structured_output!r} is unknown; "

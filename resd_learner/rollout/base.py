@@ -27,7 +27,7 @@ class Generation:
         token_ids: the sampled token ids, including a final end-of-sequence token when one was produced.
         logprobs: log-probability of each sampled token under the sampling distribution at temperature
             1 scaling (one per token), or None when the backend did not compute them.
-        finish_reason: "stop" (end-of-sequence), "length" (hit max_tokens) or "prompt_too_long"
+        finish_reason: "stop" (end-of-sequence or a stop string), "length" (hit max_tokens) or "prompt_too_long"
             (the prompt left no room to generate; nothing was generated).
         prompt_ids: the prompt token ids the response continues.
     """
@@ -55,12 +55,15 @@ class GenerationBackend(Protocol):
         max_tokens: int = 256,
         seed: int = 0,
         schema: dict[str, Any] | None = None,
+        stop: Sequence[str] = (),
     ) -> list[list[Generation]]:
         """``n`` generations for each chat in ``messages_batch`` (outer list in input order).
 
         ``temperature=0`` is greedy decoding. The same ``seed`` gives the same samples. With a JSON
         ``schema`` (only when :attr:`supports_schema`) every completion is constrained to it; a
-        completion cut off by ``max_tokens`` can still be incomplete JSON.
+        completion cut off by ``max_tokens`` can still be incomplete JSON. ``stop`` strings end a
+        completion at the first token whose text completes one of them (that token is kept, so the
+        text includes the stop string; finish_reason "stop").
         """
 
     def push_weights(self, named_tensors: Any) -> None:
@@ -79,6 +82,32 @@ def render_prompt_ids(tokenizer: Any, messages: Messages, *, enable_thinking: bo
         [dict(m) for m in messages], tokenize=False, add_generation_prompt=True, **kwargs
     )
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def stop_string_end(tokenizer: Any, token_ids: Sequence[int], stop: Sequence[str]) -> int | None:
+    """The length of the shortest prefix of ``token_ids`` whose decoded text contains a ``stop`` string.
+
+    None when no prefix does (or ``stop`` is empty). Containment only grows with the prefix, so a
+    binary search needs O(log n) decodes.
+    """
+    stop = [s for s in stop if s]
+    if not stop or not token_ids:
+        return None
+
+    def hit(length: int) -> bool:
+        text = tokenizer.decode(list(token_ids[:length]), skip_special_tokens=True)
+        return any(s in text for s in stop)
+
+    if not hit(len(token_ids)):
+        return None
+    low, high = 1, len(token_ids)
+    while low < high:
+        mid = (low + high) // 2
+        if hit(mid):
+            high = mid
+        else:
+            low = mid + 1
+    return low
 
 
 def request_seed(seed: int, index: int) -> int:

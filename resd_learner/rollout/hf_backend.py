@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from resd_learner.rollout.base import Generation, Messages, render_prompt_ids
+from resd_learner.rollout.base import Generation, Messages, render_prompt_ids, stop_string_end
 
 
 class HfBackend:
@@ -74,9 +74,11 @@ class HfBackend:
         max_tokens: int = 256,
         seed: int = 0,
         schema: dict[str, Any] | None = None,
+        stop: Sequence[str] = (),
     ) -> list[list[Generation]]:
         """See :class:`~resd_learner.rollout.base.GenerationBackend`; ``schema`` constrains every
-        completion to that JSON schema (needs :attr:`supports_schema`)."""
+        completion to that JSON schema (needs :attr:`supports_schema`); each completion is cut after
+        the token that completes a ``stop`` string (generation of the chunk stops once every row has)."""
         grammar = self._grammar(schema) if schema is not None else None
         prompts = [render_prompt_ids(self.tokenizer, m, enable_thinking=self.enable_thinking) for m in messages_batch]
         flat = [(i, ids) for i, ids in enumerate(prompts) for _ in range(n)]
@@ -86,7 +88,7 @@ class HfBackend:
             torch.manual_seed(int(seed))
             for start in range(0, len(flat), self.batch_size):
                 results.extend(self._generate_chunk([ids for _, ids in flat[start : start + self.batch_size]],
-                                                    temperature, top_p, max_tokens, grammar))
+                                                    temperature, top_p, max_tokens, grammar, tuple(stop)))
         out: list[list[Generation]] = [[] for _ in prompts]
         for (i, _), gen in zip(flat, results):
             out[i].append(gen)
@@ -112,13 +114,13 @@ class HfBackend:
         return self._grammars[key]
 
     def _generate_chunk(self, prompts: list[list[int]], temperature: float, top_p: float,
-                        max_tokens: int, grammar: Any = None) -> list[Generation]:
+                        max_tokens: int, grammar: Any = None, stop: tuple[str, ...] = ()) -> list[Generation]:
         torch = self._torch
         budget = min(max_tokens, max(0, self.max_model_len - max(len(p) for p in prompts)))
         if budget < 1:  # generate one by one so that only the overlong prompts are skipped
             if len(prompts) > 1:
                 return [g for p in prompts
-                        for g in self._generate_chunk([p], temperature, top_p, max_tokens, grammar)]
+                        for g in self._generate_chunk([p], temperature, top_p, max_tokens, grammar, stop)]
             return [Generation("", [], None, "prompt_too_long", tuple(prompts[0]))]
         width = max(len(p) for p in prompts)
         input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
@@ -132,6 +134,7 @@ class HfBackend:
         processors = None
         if grammar is not None:
             processors, warping = _constrained_processors(grammar, sampling, temperature, top_p)
+        criteria = [_StopStrings(self.tokenizer, stop, width)] if stop else None
         output = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention,
@@ -139,6 +142,7 @@ class HfBackend:
             do_sample=sampling,
             **warping,
             logits_processor=processors,
+            stopping_criteria=criteria,
             eos_token_id=self.eos_ids,
             pad_token_id=self.pad_id,
             return_dict_in_generate=True,
@@ -158,6 +162,9 @@ class HfBackend:
                 if token in self.eos_ids:
                     finish = "stop"
                     break
+            end = stop_string_end(self.tokenizer, tokens, stop)
+            if end is not None:
+                tokens, logprobs, finish = tokens[:end], logprobs[:end], "stop"
             text = self.tokenizer.decode(tokens, skip_special_tokens=True)
             gens.append(Generation(text, tokens, logprobs, finish, tuple(ids)))
         return gens
@@ -175,6 +182,29 @@ class HfBackend:
 
     def close(self) -> None:
         self.model = None
+
+
+class _StopStrings:
+    """A transformers stopping criterion: a row is done once its generated text contains a stop string.
+
+    Only the last ``max(len(stop)) + 16`` tokens of a row are decoded at each step (a stop string the
+    newest token completes lies within them). transformers' own ``stop_strings`` is not used: it
+    matched on vocabulary strings and stopped early on byte-level tokenizers (measured on the tiny
+    test tokenizer). The exact cut is made afterwards by :func:`stop_string_end`.
+    """
+
+    def __init__(self, tokenizer: Any, stop: Sequence[str], prompt_width: int) -> None:
+        self.tokenizer, self.stop, self.start = tokenizer, [s for s in stop if s], prompt_width
+        self.window = max(len(s) for s in self.stop) + 16
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        done = []
+        for row in input_ids[:, self.start:].tolist():
+            tail = self.tokenizer.decode(row[-self.window:], skip_special_tokens=True)
+            done.append(any(s in tail for s in self.stop))
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 def _constrained_processors(grammar: Any, sampling: bool, temperature: float,

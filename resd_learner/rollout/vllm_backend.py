@@ -152,9 +152,11 @@ class VllmBackend:
         max_tokens: int = 256,
         seed: int = 0,
         schema: dict[str, Any] | None = None,
+        stop: Sequence[str] = (),
     ) -> list[list[Generation]]:
         """See :class:`~resd_learner.rollout.base.GenerationBackend`; ``schema`` constrains every
-        completion to that JSON schema (vLLM structured outputs; see :data:`STRUCTURED_OUTPUTS_CONFIG`)."""
+        completion to that JSON schema (vLLM structured outputs; see :data:`STRUCTURED_OUTPUTS_CONFIG`);
+        ``stop`` is vLLM's stop-string list, with the stop string kept in the output."""
         structured = None
         if schema is not None:
             from vllm.sampling_params import StructuredOutputsParams
@@ -172,6 +174,7 @@ class VllmBackend:
             params.append(self._sampling_params(
                 n=n, temperature=temperature, top_p=top_p if temperature > 0 else 1.0, max_tokens=budget,
                 seed=request_seed(seed, i), logprobs=0, structured_outputs=structured,
+                stop=list(stop) or None, include_stop_str_in_output=True,
             ))
             owners.append(i)
         if requests:

@@ -201,3 +201,11 @@ def test_base_cycle_and_missing_base_are_clear_errors(tmp_path):
     (tmp_path / "d.yaml").write_text("base: [a.yaml]\n")
     with pytest.raises(RunConfigError, match="give the path of the config file"):
         load_config(tmp_path / "d.yaml")
+
+
+def test_rollout_stop_strings_are_typed_and_checked(tmp_path):
+    config = load_config(CONFIGS / "smoke.yaml", ["rollout.stop=['</answer>']"])
+    assert config.rollout.stop == ["</answer>"]
+    assert load_config(CONFIGS / "smoke.yaml").rollout.stop == []
+    with pytest.raises(RunConfigError, match="rollout.stop"):
+        load_config(CONFIGS / "smoke.yaml", ["rollout.stop=['']"])

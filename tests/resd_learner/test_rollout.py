@@ -171,3 +171,58 @@ def test_vllm_structured_generation_is_schema_valid_json(vllm_llm, tiny_model_di
             for gen in group:
                 assert gen.finish_reason == "stop", gen.text
                 _schema_valid(gen.text, schema)
+
+
+def _stop_after(tokenizer, token_ids, count):
+    """A stop string that the first ``count`` tokens complete and no shorter prefix contains."""
+    text = tokenizer.decode(token_ids[:count], skip_special_tokens=True)
+    for width in range(1, len(text) + 1):
+        candidate = text[-width:]
+        shorter = tokenizer.decode(token_ids[: count - 1], skip_special_tokens=True)
+        if candidate not in shorter:
+            return candidate
+    pytest.skip("the tiny model's greedy text has no usable stop string")
+
+
+def test_stop_string_end_finds_the_completing_token(tiny_tokenizer):
+    from resd_learner.rollout.base import stop_string_end
+
+    ids = tiny_tokenizer.encode("<answer>Cash</answer> and then more text", add_special_tokens=False)
+    end = stop_string_end(tiny_tokenizer, ids, ["</answer>"])
+    assert end is not None and tiny_tokenizer.decode(ids[:end]).endswith("</answer>")
+    assert "</answer>" not in tiny_tokenizer.decode(ids[: end - 1])
+    assert stop_string_end(tiny_tokenizer, ids, ["<never>"]) is None
+    assert stop_string_end(tiny_tokenizer, ids, []) is None
+
+
+def test_hf_stop_strings_cut_each_response_after_the_stop(hf_backend, tiny_tokenizer):
+    from resd_learner.rollout.base import stop_string_end
+
+    free = hf_backend.generate(CHATS, n=1, temperature=0, max_tokens=12)
+    first = free[0][0]
+    if len(first.token_ids) < 6:
+        pytest.skip("the tiny model stopped too early to place a stop string")
+    stop = _stop_after(tiny_tokenizer, first.token_ids, 4)
+    cut = hf_backend.generate(CHATS, n=1, temperature=0, max_tokens=12, stop=[stop])
+    gen = cut[0][0]
+    assert gen.finish_reason == "stop" and gen.token_ids == first.token_ids[: len(gen.token_ids)]
+    assert len(gen.token_ids) <= 4 and stop in gen.text
+    assert len(gen.logprobs) == len(gen.token_ids)
+    assert gen.logprobs == pytest.approx(first.logprobs[: len(gen.token_ids)], abs=1e-5)
+    for got, ref in zip(cut, free):  # every row is its free greedy response, cut right after the stop
+        end = stop_string_end(tiny_tokenizer, ref[0].token_ids, [stop])
+        assert got[0].token_ids == (ref[0].token_ids if end is None else ref[0].token_ids[:end])
+
+
+@pytest.mark.vllm
+def test_vllm_stop_strings_match_hf(vllm_llm, tiny_model_dir, tiny_tokenizer, hf_backend):
+    vllm = make_backend(RolloutConfig(backend="vllm", max_model_len=4096), tiny_model_dir, tiny_tokenizer,
+                        llm=vllm_llm)
+    free = hf_backend.generate(CHATS, n=1, temperature=0, max_tokens=12)
+    if len(free[0][0].token_ids) < 6:
+        pytest.skip("the tiny model stopped too early to place a stop string")
+    stop = [_stop_after(tiny_tokenizer, free[0][0].token_ids, 4)]
+    v = vllm.generate(CHATS, n=1, temperature=0, max_tokens=12, stop=stop)
+    h = hf_backend.generate(CHATS, n=1, temperature=0, max_tokens=12, stop=stop)
+    assert [g[0].token_ids for g in v] == [g[0].token_ids for g in h]
+    assert v[0][0].finish_reason == "stop" and stop[0] in v[0][0].text

@@ -307,3 +307,32 @@ def test_run_directory_holds_per_step_records(hf_trainer):
     assert {c["kind"] for c in step.context} >= {"reflection", "curation"}
     assert step.teacher_prompts and all(t["text"] for t in step.teacher_prompts if t["distill"])
     assert INSIGHT in step.playbook
+
+
+@pytest.mark.parametrize("context_temperature, expected", [(None, 1.0), (0.3, 0.3), (0, 0)])
+def test_context_calls_sample_at_the_context_temperature(smoke_config_path, tmp_path, context_temperature,
+                                                         expected, caplog):
+    from resd_learner.rollout.base import Generation
+    from resd_learner.trainer import ContextGenerator
+
+    extra = [] if context_temperature is None else [f"context.temperature={context_temperature}"]
+    config = _config(smoke_config_path, tmp_path, "rollout.temperature=1.0", *extra)
+    calls = []
+
+    class Recorder:
+        supports_schema = False
+
+        def generate(self, chats, **kwargs):
+            calls.append(kwargs)
+            return [[Generation("", [], None, "prompt_too_long", (1, 2))] for _ in chats]
+
+    outputs = ContextGenerator(config, Recorder())([[{"role": "user", "content": "x"}]] * 2)
+    assert outputs == ["", ""] and calls[0]["temperature"] == expected
+    assert "2 of 2 reflector/tagger/curator prompts did not fit rollout.max_model_len" in caplog.text
+
+
+def test_context_temperature_is_validated(smoke_config_path, tmp_path):
+    from resd_learner.config import RunConfigError
+
+    with pytest.raises(RunConfigError, match="context.temperature"):
+        _config(smoke_config_path, tmp_path, "context.temperature=-1")
