@@ -143,6 +143,9 @@ class SampleScore:
     feedback: str = ""
     finish_reason: str | None = None
     response: str | None = None
+    context_feedback: str = ""
+    """What the trainer's teacher and reflector see (the env's privileged feedback when it offers one,
+    e.g. the gold answer; else ``feedback``). Never written to eval outputs."""
 
 
 _VALIDATION = ValidationConfig()
@@ -237,7 +240,8 @@ def score_responses(
 
 
 def _sample_score(score: Score) -> SampleScore:
-    return SampleScore(float(score.passed), float(score.score), float(score.reward), score.error_type, score.feedback)
+    return SampleScore(float(score.passed), float(score.score), float(score.reward), score.error_type, score.feedback,
+                       context_feedback=score.context_feedback)
 
 
 # -- generation ---------------------------------------------------------------------------------
@@ -411,6 +415,7 @@ def evaluate(
         samples = []
         for s, g in zip(row, gen_row):
             item = asdict(s)
+            item.pop("context_feedback")  # may hold the gold answer: for teachers only
             if not save_responses:
                 item.pop("feedback")
             item["finish_reason"] = getattr(g, "finish_reason", None)

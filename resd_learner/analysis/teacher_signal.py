@@ -4,7 +4,8 @@ For each task in the config:
 
 1. **Failures.** The model samples one response per prompt (training sampling: temperature 1.0,
    top-p 0.95) for the first ``max_prompts`` prompts of the split; responses are scored by the
-   environment, and the first ``num_failures`` that do not pass are kept, with their feedback.
+   environment, and the first ``num_failures`` that do not pass are kept, with the feedback the
+   trainer's teacher would see (the privileged feedback when the env offers one).
 2. **Context.** One :class:`~resd_learner.context.updater.ContextUpdater` update runs on those
    failures with the *same* model as generator (reflect → tag → curate), giving one reflection per
    failure and the playbook after the update, as in a RESD training step.
@@ -80,6 +81,12 @@ class TeacherSignalConfig:
     """Response length cap of the sampled (failed) responses."""
     context_max_tokens: int = 256
     """Length cap of the reflector / curator outputs."""
+    context_temperature: float | None = None
+    """Sampling temperature of the reflector / curator calls (None: ``temperature``), as the trainer's
+    ``context.temperature``."""
+    structured_output: str = "auto"
+    """Reflector / curator outputs under their JSON schemas, as the trainer's ``context.structured_output``
+    (auto: on when the backend can constrain generation)."""
     max_model_len: int = 8192
     teacher_max_length: int = 6144
     """Token budget of a teacher prompt (response excluded); sections are trimmed to fit."""
@@ -161,6 +168,7 @@ class Failure:
     response_ids: list[int]
     response: str
     feedback: str
+    """What the trainer's teacher and reflector would see: the env's privileged feedback when offered."""
     reward: float
     per_test_case: float
     error_type: str | None
@@ -192,7 +200,7 @@ def collect_failures(backend: Any, task: TaskSpec, config: TeacherSignalConfig, 
             if score.per_task >= 1.0 or not gen.token_ids:
                 continue
             failures.append(Failure(prompt.task_id, prompt.messages, list(gen.prompt_ids), list(gen.token_ids),
-                                    gen.text, score.feedback, score.reward, score.per_test_case, score.error_type,
+                                    gen.text, score.context_feedback or score.feedback, score.reward, score.per_test_case, score.error_type,
                                     gen.finish_reason))
     return failures, scanned
 
@@ -206,15 +214,20 @@ def run_context_update(backend: Any, failures: Sequence[Failure], task: TaskSpec
 
     calls = [0]
 
-    def generate(batch: list[list[dict[str, str]]]) -> list[str]:
+    temperature = config.temperature if config.context_temperature is None else config.context_temperature
+
+    def generate(batch: list[list[dict[str, str]]], schema: dict[str, Any] | None = None) -> list[str]:
         calls[0] += 1
-        outs = backend.generate(batch, n=1, temperature=config.temperature, top_p=config.top_p,
-                                max_tokens=config.context_max_tokens, seed=seed + 1000 * calls[0])
+        extra = {"schema": schema} if schema is not None else {}
+        outs = backend.generate(batch, n=1, temperature=temperature, top_p=config.top_p,
+                                max_tokens=config.context_max_tokens, seed=seed + 1000 * calls[0], **extra)
         return [row[0].text for row in outs]
 
     context_cfg = ContextConfig(playbook_budget=task.playbook_budget, concise_method=task.concise_method,
-                                max_reflection_tokens=config.context_max_tokens)
-    updater = ContextUpdater(context_cfg, generate, seed=seed)
+                                max_reflection_tokens=config.context_max_tokens,
+                                structured_output=config.structured_output, temperature=config.context_temperature)
+    updater = ContextUpdater(context_cfg, generate, seed=seed,
+                             supports_schema=bool(getattr(backend, "supports_schema", False)))
     samples = [
         SampleView(example_id=f.task_id, group_index=0, prompt=_last_user(f.messages), response=f.response,
                    reward=f.reward, success=False, feedback=f.feedback)

@@ -108,3 +108,17 @@ def test_committed_configs_parse():
     for path in files:
         cfg = ts.TeacherSignalConfig.from_yaml(path)
         assert cfg.model == "smollm2" and cfg.max_tokens <= 256
+
+
+def test_context_update_generates_under_the_schemas(tiny_backend):
+    """With structured output (auto, xgrammar present) even the random tiny model's reflections and
+    curations parse, so the RESD context has a playbook to show; free-form output does not parse."""
+    if not tiny_backend.supports_schema:
+        pytest.skip("xgrammar is not installed")
+    failures, _ = ts.collect_failures(tiny_backend, _config().tasks[0], _config(), seed=0)
+    structured = ts.run_context_update(tiny_backend, failures, _config().tasks[0],
+                                       _config(context_max_tokens=160, context_temperature=0.3), seed=0)
+    assert structured.stats["reflections_malformed"] == 0 and structured.stats["curations_applied"] >= 1
+    free = ts.run_context_update(tiny_backend, failures, _config().tasks[0],
+                                 _config(context_max_tokens=160, structured_output="off"), seed=0)
+    assert free.stats["reflections_malformed"] == len(failures)
