@@ -114,6 +114,11 @@ class MethodConfig:
     """Put the playbook into the teacher prompt (RESD only)."""
     use_solution: bool = True
     """Put a successful solution (own success, peer or buffer) into the teacher prompt."""
+    use_previous_trial: bool = True
+    """Put the sampled response itself (the PREVIOUS TRIAL section) into the RESD teacher prompt, as the
+    official code does. A small teacher may copy it: on FinerMini, SmolLM2-135M's teacher raised the
+    probability of the wrong tag it was told was wrong (0.31 -> 0.64 at the deciding token, measured
+    in docs/finer_mini.md), so the quickstart turns it off."""
     grpo_clip_low: float = 0.2
     """GRPO: lower PPO clip epsilon."""
     grpo_clip_high: float = 0.28

@@ -13,7 +13,8 @@ For each task in the config:
    - ``sdpo``: the SDPO teacher prompt (original prompt + the environment feedback; no solution,
      as a failed sample with n = 1 has no successful peer);
    - ``resd``: the RESD teacher prompt (playbook, previous trial, feedback, reflection);
-   - optional ablations ``resd_no_playbook`` and ``resd_no_reflection``.
+   - optional ablations ``resd_no_playbook``, ``resd_no_reflection`` and ``resd_no_previous_trial``
+     (the trainer's ``method.use_previous_trial: false``).
    The student sequence is the original chat prompt + the response.
 4. **Loss.** One frozen model plays student and teacher (the released RESD code's teacher is the
    frozen initial model). The per-token distillation loss is :func:`resd_learner.loss.f_divergence_loss`
@@ -43,7 +44,7 @@ from typing import Any
 
 from resd_learner.analysis import token_mass
 
-CONTEXTS: tuple[str, ...] = ("sdpo", "resd", "resd_no_playbook", "resd_no_reflection")
+CONTEXTS: tuple[str, ...] = ("sdpo", "resd", "resd_no_playbook", "resd_no_reflection", "resd_no_previous_trial")
 SNIPPET_CHARS = 300
 
 
@@ -248,7 +249,7 @@ def teacher_inputs(tokenizer: Any, failure: Failure, context: str, *, reflection
         tokenizer, prompt_messages=failure.messages, response_ids=failure.response_ids, feedback=failure.feedback,
         reflection=reflection, playbook=playbook, solution="", template=template, max_length=max_length,
         previous_trial=failure.response, use_playbook=context != "resd_no_playbook",
-        use_reflection=context != "resd_no_reflection",
+        use_reflection=context != "resd_no_reflection", use_previous_trial=context != "resd_no_previous_trial",
     )
 
 
@@ -266,8 +267,13 @@ def response_logits(model: Any, input_ids: Sequence[int], start: int, length: in
 
 def per_token_loss(model: Any, student_ids: Sequence[int], student_start: int, teacher_ids: Sequence[int],
                    teacher_start: int, length: int, *, divergence: str, jsd_beta: float,
-                   config: TeacherSignalConfig) -> list[float]:
-    """The distillation loss at each of the ``length`` response positions (student vs teacher context)."""
+                   config: TeacherSignalConfig, log_ratios: list[float] | None = None) -> list[float]:
+    """The distillation loss at each of the ``length`` response positions (student vs teacher context).
+
+    When ``log_ratios`` is a list, it receives log p_teacher(y_t) - log p_student(y_t) of each sampled
+    response token y_t: negative means the teacher makes the failed response less likely than the
+    student does (a corrective direction), positive that it reinforces it.
+    """
     import torch
 
     from resd_learner.loss import f_divergence_loss
@@ -277,6 +283,10 @@ def per_token_loss(model: Any, student_ids: Sequence[int], student_start: int, t
     loss = f_divergence_loss(student[None], teacher[None], torch.ones(1, length), divergence=divergence,
                              jsd_beta=jsd_beta, top_k=config.top_k, add_tail=config.add_tail,
                              ratio_clip_low=config.ratio_clip_low, ratio_clip_high=config.ratio_clip_high)
+    if log_ratios is not None:
+        sampled = torch.tensor(list(student_ids[student_start:student_start + length]), dtype=torch.long)[:, None]
+        ratio = (torch.log_softmax(teacher, -1).gather(1, sampled) - torch.log_softmax(student, -1).gather(1, sampled))
+        log_ratios.extend(float(x) for x in ratio[:, 0])
     return [float(x) for x in loss[0]]
 
 
@@ -312,6 +322,7 @@ def analyse_task(backend: Any, task: TaskSpec, config: TeacherSignalConfig, *, s
 
     t0 = time.perf_counter()
     losses: dict[str, list[list[float]]] = {c: [] for c in config.contexts}
+    log_ratio: dict[str, list[float]] = {c: [] for c in config.contexts}
     samples = []
     for failure, reflection in zip(failures, update.reflections):
         length = len(failure.response_ids)
@@ -326,15 +337,19 @@ def analyse_task(backend: Any, task: TaskSpec, config: TeacherSignalConfig, *, s
         for context in config.contexts:
             inputs = teacher_inputs(tokenizer, failure, context, reflection=reflection, playbook=update.playbook,
                                     template=template, max_length=config.teacher_max_length)
+            ratios: list[float] = []
             if inputs is None:  # SDPO with no feedback: the sample would get mask 0 (no signal)
                 values = [0.0] * length
+                ratios = [0.0] * length
                 info: dict[str, Any] = {"prompt_tokens": None, "sections": [], "trimmed": {}, "masked_out": True}
             else:
                 values = per_token_loss(model, student_ids, len(failure.prompt_ids), inputs.input_ids,
                                         inputs.response_start, length, divergence=divergence, jsd_beta=jsd_beta,
-                                        config=config)
+                                        config=config, log_ratios=ratios)
                 info = {"prompt_tokens": inputs.response_start, "sections": list(inputs.sections),
                         "trimmed": dict(inputs.trimmed)}
+            info["mean_log_ratio"] = sum(ratios) / length
+            log_ratio[context].extend(ratios)
             info["mean_loss"] = sum(values) / length
             info["loss_mass"] = sum(values)
             record["contexts"][context] = info
@@ -349,6 +364,8 @@ def analyse_task(backend: Any, task: TaskSpec, config: TeacherSignalConfig, *, s
         return tokenizer.decode([tok])
 
     result["contexts"] = {c: token_mass.context_summary(losses[c]) for c in config.contexts}
+    for c in config.contexts:  # direction: does the teacher lower (< 0) or raise the failed response's tokens?
+        result["contexts"][c]["sampled_log_ratio"] = sum(log_ratio[c]) / max(1, len(log_ratio[c]))
     result["top_tokens"] = {c: token_mass.top_tokens(token_ids, losses[c], k=config.top_tokens, decode=decode)
                             for c in config.contexts}
     per_sample = {c: [s["contexts"][c]["mean_loss"] for s in samples] for c in config.contexts}
@@ -442,11 +459,17 @@ def render_report(summary: dict[str, Any]) -> str:
                   f"{res['reflections_nonempty']} non-empty reflections, {int(stats.get('curations_applied', 0))} "
                   f"curations applied, {int(stats.get('curations_failed', 0))} failed, playbook size "
                   f"{int(stats.get('playbook_size', 0))}.", "", f"**{res['verdict']}**", "",
-                  "| context | mean loss (seq-mean) | token-mean | total mass | top-10% positions' share |",
-                  "|---|---|---|---|---|"]
+                  "| context | mean loss (seq-mean) | token-mean | total mass | top-10% positions' share | "
+                  "log p_teacher/p_student of the failed tokens |",
+                  "|---|---|---|---|---|---|"]
         for name, c in res["contexts"].items():
+            direction = c.get("sampled_log_ratio")
+            shown = "n/a" if direction is None else f"{direction:+.3f}"
             lines.append(f"| {name} | {c['sample_mean']:.4f} | {c['token_mean']:.4f} | {c['total_mass']:.2f} | "
-                         f"{c['top10pct_share']:.2f} |")
+                         f"{c['top10pct_share']:.2f} | {shown} |")
+        lines += ["", "The last column is the token-mean of log p_teacher(y) - log p_student(y) over the failed "
+                  "responses' own tokens: below 0 the teacher makes the failure less likely (corrective), above 0 "
+                  "it reinforces it."]
         lines += ["", "| comparison | mean diff | 95% CI | ratio | higher / lower | sign p |", "|---|---|---|---|---|---|"]
         for name, c in res["comparison"].items():
             lines.append(f"| {name} | {c['mean_diff']:+.4f} | [{c['ci95_low']:+.4f}, {c['ci95_high']:+.4f}] | "

@@ -248,3 +248,16 @@ def test_grpo_advantages_reach_the_loss_and_a_step_changes_the_weights(grpo_trai
     assert seen == pytest.approx(hand)  # one micro-batch per sample, advantages in sample order
     after = trainer.engine.module.state_dict()
     assert stats["tokens"] > 0 and any(not torch.equal(after[k], before[k]) for k in before)
+
+
+@pytest.mark.parametrize("use_previous_trial", [True, False])
+def test_resd_previous_trial_section_follows_its_switch(batch, tiny_tokenizer, use_previous_trial):
+    method = MethodConfig(name="resd", teacher_template="manufactoria", max_teacher_length=4096,
+                          use_previous_trial=use_previous_trial)
+    items = _teacher_batch(batch, method, tiny_tokenizer, buffer=_buffer(batch, method),
+                           reflections=[row[5] for row in BATCH], playbook=PLAYBOOK)
+    item = items[0]  # A0: a failure with feedback and a reflection
+    text = tiny_tokenizer.decode(item.teacher_ids[:item.teacher_start])
+    assert ("TRYAZERO" in text) is use_previous_trial
+    assert ("previous_trial" in item.sections) is use_previous_trial
+    assert "REFLECTAZERO" in text and item.teacher_ids[item.teacher_start:] == batch[0].response_ids

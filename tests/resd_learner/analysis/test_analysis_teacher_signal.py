@@ -60,6 +60,7 @@ def test_run_end_to_end(tiny_backend, tmp_path):
         assert ctx["tokens"] == sum(s["response_tokens"] for s in res["samples"])
         assert ctx["total_mass"] >= 0.0 and ctx["sample_mean"] >= 0.0
         assert len(res["top_tokens"][name]) == 5
+        assert isinstance(ctx["sampled_log_ratio"], float)
     sample = res["samples"][0]
     assert "feedback" in sample["contexts"]["resd"]["sections"]
     assert "previous_trial" in sample["contexts"]["resd"]["sections"]
@@ -78,13 +79,16 @@ def test_identical_contexts_give_zero_loss(tiny_backend):
     response = tok(" def f(x): return x", add_special_tokens=False)["input_ids"]
     ids = prompt + response
     cfg = _config()
+    ratios = []
     same = ts.per_token_loss(model, ids, len(prompt), ids, len(prompt), len(response), divergence="reverse_kl",
-                             jsd_beta=0.5, config=cfg)
+                             jsd_beta=0.5, config=cfg, log_ratios=ratios)
     assert len(same) == len(response) and max(abs(x) for x in same) < 1e-5
+    assert len(ratios) == len(response) and max(abs(x) for x in ratios) < 1e-5
     other = tok("totally different context, a long one, about numbers", add_special_tokens=False)["input_ids"]
+    ratios = []
     diff = ts.per_token_loss(model, ids, len(prompt), other + response, len(other), len(response),
-                             divergence="reverse_kl", jsd_beta=0.5, config=cfg)
-    assert sum(diff) > 0
+                             divergence="reverse_kl", jsd_beta=0.5, config=cfg, log_ratios=ratios)
+    assert sum(diff) > 0 and any(abs(x) > 1e-4 for x in ratios)
 
 
 def test_config_errors(tmp_path):
