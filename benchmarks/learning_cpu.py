@@ -1,10 +1,11 @@
 """RESD vs SDPO vs SDPO+ss vs GRPO on FinerMini on CPU, at equal rollout compute; writes results/learning_cpu/.
 
 Every method starts from the same format-warm-started SmolLM2-135M (the quickstart's base model,
-cached after the first run), trains on the same prompts for the same number of optimizer steps and
-generates the same number of rollouts per step: 8 (RESD / SDPO / SDPO+ss: 8 prompts x 1 rollout;
-GRPO: 2 prompts x 4 rollouts, its group size). RESD also spends generation on its reflector and
-curator calls; wall time per run is reported so that cost is visible.
+cached after the first run), takes the same number of optimizer steps and generates the same number
+of rollouts per step (the quickstart's ``train.batch_size``: RESD / SDPO / SDPO+ss one rollout per
+prompt; GRPO a group of 4 rollouts for a quarter of the prompts, so it sees a quarter as many
+distinct prompts). That is equal *rollout* compute; RESD also spends generation on its reflector,
+tagger and curator calls, so each run's wall time is reported next to its score.
 
 Each run is ``resd-learn --config configs/quickstart.yaml`` with the method's overrides and a seed;
 its ``summary.json`` (see :mod:`resd_learner.summary`) gives the held-out start -> end change and
@@ -28,14 +29,27 @@ from pathlib import Path
 import numpy as np
 
 CONFIG = "configs/quickstart.yaml"
-#: Overrides per method, on top of the quickstart config (equal rollouts per step: 8).
-METHODS: dict[str, list[str]] = {
-    "resd": [],
-    "sdpo": ["method.name=sdpo", "context.enabled=false", "context.solution_buffer=false"],
-    "sdpo_ss": ["method.name=sdpo_ss", "context.enabled=false", "context.solution_buffer=false"],
-    "grpo": ["method.name=grpo", "context.enabled=false", "context.solution_buffer=false",
-             "rollout.n=4", "train.batch_size=2", "env.num_train=8"],
-}
+GRPO_GROUP = 4
+
+
+def method_overrides(method: str) -> list[str]:
+    """Overrides turning the quickstart (RESD) into ``method`` at equal rollouts per step."""
+    if method == "resd":
+        return []
+    if method in ("sdpo", "sdpo_ss"):
+        return [f"method.name={method}"]  # the baselines imply context.enabled=false, no solution buffer
+    if method == "grpo":
+        from resd_learner.config import load_config
+
+        base = load_config(CONFIG)
+        if base.train.batch_size % GRPO_GROUP or (base.env.num_train or 0) % GRPO_GROUP:
+            raise ValueError(f"{CONFIG}: train.batch_size and env.num_train must be multiples of {GRPO_GROUP} for GRPO")
+        return ["method.name=grpo", f"rollout.n={GRPO_GROUP}", f"train.batch_size={base.train.batch_size // GRPO_GROUP}",
+                f"env.num_train={base.env.num_train // GRPO_GROUP}"]
+    raise ValueError(f"unknown method {method!r}; use one of {METHODS}")
+
+
+METHODS = ("resd", "sdpo", "sdpo_ss", "grpo")
 
 
 def run_one(method: str, seed: int, out: Path, extra: list[str]) -> dict:
@@ -43,7 +57,7 @@ def run_one(method: str, seed: int, out: Path, extra: list[str]) -> dict:
     run_dir = out / "runs" / f"{method}_s{seed}"
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
-        command = [sys.executable, "-m", "resd_learner.cli", "--config", CONFIG, *METHODS[method],
+        command = [sys.executable, "-m", "resd_learner.cli", "--config", CONFIG, *method_overrides(method),
                    f"train.seed={seed}", f"train.run_dir={run_dir}", *extra]
         print("+", " ".join(command), flush=True)
         start = time.perf_counter()

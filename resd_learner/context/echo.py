@@ -1,0 +1,64 @@
+"""Template echo: text a model copied from the format example of its own prompt instead of writing content.
+
+The reflector and curator prompts show the expected JSON with example values ("your step-by-step
+analysis", "the lesson", ...). A small model, above all under a JSON schema, often fills the fields
+with those values or a prefix of them (measured on SmolLM2-135M: 50 of 52 playbook entries were "the
+lesson"). Such text carries no information about the attempt, and in the teacher prompt it made the
+self-teacher worse (docs/finer_mini.md). This module recognises it; the updater drops it when
+``context.drop_template_echo`` is on.
+
+Rule: a text is an echo when its normalised form (lower case, runs of non-alphanumerics collapsed to
+one space) is empty, or is a prefix, at a word boundary or inside the last word, of the normalised
+form of an example value or a JSON key of the prompts (a key with underscores reads as words).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from .parsing import extract_json_object
+from .playbook import SECTION_KEYS
+from .prompts.curator import CURATOR_TEMPLATE
+from .prompts.reflector import REFLECTOR_TEMPLATE
+from .prompts.success_tagger import SUCCESS_TAGGER_TEMPLATE
+from .schemas import REFLECTION_FIELDS
+
+_VALUE = re.compile(r'"([a-z_]+)"\s*:\s*"([^"{}]*)"')
+_NON_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def normalise(text: str) -> str:
+    """Lower case, every run of characters other than ASCII letters and digits replaced by one space."""
+    return _NON_WORD.sub(" ", text.lower()).strip()
+
+
+@lru_cache(maxsize=1)
+def template_phrases() -> tuple[str, ...]:
+    """The normalised example values and keys of the reflector, success-tagger and curator prompts,
+    plus the playbook section keys (which the curator prompt lists)."""
+    phrases = set()
+    for template in (REFLECTOR_TEMPLATE, CURATOR_TEMPLATE, SUCCESS_TAGGER_TEMPLATE):
+        for key, value in _VALUE.findall(template):
+            phrases.update({normalise(key), normalise(value)})
+    phrases.update(normalise(key) for key in (*SECTION_KEYS, *REFLECTION_FIELDS))
+    return tuple(sorted(p for p in phrases if p))
+
+
+def is_template_echo(text: str) -> bool:
+    """Whether ``text`` says nothing beyond (a beginning of) an example value or key of the prompts."""
+    norm = normalise(text)
+    return not norm or any(phrase.startswith(norm) for phrase in template_phrases())
+
+
+def reflection_is_echo(text: str) -> bool:
+    """Whether a reflector output is a JSON object whose analysis fields (those present) are all echoes.
+
+    Output that is not such a JSON object is not judged here (it may be free-form analysis).
+    """
+    obj: dict[str, Any] | None = extract_json_object(text) if text else None
+    if obj is None:
+        return False
+    fields = [obj[name] for name in REFLECTION_FIELDS if isinstance(obj.get(name), str)]
+    return bool(fields) and all(is_template_echo(value) for value in fields)

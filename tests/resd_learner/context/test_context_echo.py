@@ -1,0 +1,67 @@
+"""Template echo: placeholder text copied from the prompts' format example is recognised and dropped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from resd_learner.context import ContextConfig, ContextUpdater
+from resd_learner.context.echo import is_template_echo, reflection_is_echo, template_phrases
+
+ECHO_REFLECTION = json.dumps({"reasoning": "your step-by-step", "error_identification": "what exactly was",
+                              "root_cause_analysis": "why it happened", "correct_approach": "what should have be",
+                              "key_insight": "one reusable lesson", "bullet_tags": []})
+REAL_REFLECTION = json.dumps({"reasoning": "your step-by-step", "error_identification": "what exactly was",
+                              "root_cause_analysis": "why it happened", "correct_approach": "what should have be",
+                              "key_insight": "Percent values take a tag ending in Percentage", "bullet_tags": []})
+REAL_LESSON = "Percent values take a tag ending in Percentage"
+
+
+@pytest.mark.parametrize("text", ["the lesson", "The Lesson.", "your step-by-step", "one reusable",
+                                  "what should have be", "why it happened,", "common_mistakes_to_avoid", "", "  "])
+def test_copies_and_beginnings_of_the_examples_are_echoes(text):
+    assert is_template_echo(text)
+
+
+@pytest.mark.parametrize("text", ["The correct tag is CashAndCashEquivalents", "the lesson is to read the units",
+                                  "Myriad strengths", "why it failed: wrong units"])
+def test_text_with_anything_of_its_own_is_not_an_echo(text):
+    assert not is_template_echo(text)
+
+
+def test_phrases_come_from_the_prompts_themselves():
+    phrases = template_phrases()
+    assert "the lesson" in phrases and "your step by step analysis" in phrases and "common mistakes to avoid" in phrases
+
+
+def test_reflection_echo_needs_every_analysis_field_to_echo():
+    assert reflection_is_echo(ECHO_REFLECTION)
+    assert not reflection_is_echo(REAL_REFLECTION)
+    assert not reflection_is_echo("free-form analysis without JSON")
+
+
+def _run(drop, scripted, make_sample):
+    def script(kind, messages):
+        if kind == "reflect":
+            return ECHO_REFLECTION if "EchoTask" in messages[-1]["content"] else REAL_REFLECTION
+        return json.dumps({"reasoning": "the lesson", "operations": [
+            {"type": "ADD", "section": "common_mistakes_to_avoid", "content": "the lesson"},
+            {"type": "ADD", "section": "others", "content": REAL_LESSON}]})
+
+    gen = scripted(script)
+    up = ContextUpdater(ContextConfig(playbook_budget=50, drop_template_echo=drop), gen, seed=0)
+    samples = [make_sample("a", prompt="EchoTask 1"), make_sample("b", prompt="RealTask 2")]
+    return up.update(1, samples), up
+
+
+def test_updater_drops_echoes_only_when_asked(scripted, make_sample):
+    kept, up_kept = _run(False, scripted, make_sample)
+    assert kept.reflections == [ECHO_REFLECTION, REAL_REFLECTION]
+    assert sorted(e.content for e in up_kept.playbook.entries) == sorted(["the lesson", REAL_LESSON] * 2)
+    dropped, up = _run(True, scripted, make_sample)
+    assert dropped.reflections == ["", REAL_REFLECTION]  # the echo reaches neither teacher nor curator text
+    assert dropped.stats["reflections_echo"] == 1 and dropped.stats["echoes_skipped"] == 2
+    assert [e.content for e in up.playbook.entries] == [REAL_LESSON, REAL_LESSON]
+    echo_record = [o for o in dropped.outputs if o["kind"] == "reflection"][0]
+    assert echo_record["template_echo"] is True and echo_record["text"] == ECHO_REFLECTION
