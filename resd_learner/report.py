@@ -1,4 +1,5 @@
-"""``resd-report RUN_DIR``: training-curve PNGs and a readable playbook history for one run.
+"""``resd-report RUN_DIR``: training-curve PNGs and a readable playbook history for one run
+(``resd-report --compare RUN ... --out DIR`` compares several: :mod:`resd_learner.report_compare`).
 
 Reads ``RUN_DIR/metrics.jsonl`` (rows ``{"step", "kind": "train"|"val", ...}``) and
 ``RUN_DIR/playbook_history.jsonl`` (events ``add``/``tag``/``remove``) and writes, into
@@ -560,9 +561,34 @@ def _index_html(run: Path, figures: list[Path], selection_text: str, notes: list
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``resd-report``; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="resd-report", description="Training curves and playbook history of a run.")
-    parser.add_argument("run_dir", help="a run directory written by resd-learn")
+    parser.add_argument("run_dir", nargs="+", help="a run directory written by resd-learn (several with --compare)")
     parser.add_argument("--out", default=None, help="output folder (default: RUN_DIR/report)")
+    parser.add_argument("--compare", action="store_true",
+                        help="draw the runs on shared axes and tabulate their summaries (resd_learner.report_compare); "
+                             "needs --out")
     args = parser.parse_args(argv)
+    missing = [d for d in args.run_dir if not Path(d).is_dir()]
+    if missing:
+        print(f"resd-report: error: {missing[0]} is not a directory", file=sys.stderr)
+        return 2
+    if args.compare:
+        if not args.out:
+            print("resd-report: error: --compare needs --out DIR for the comparison files", file=sys.stderr)
+            return 2
+        from resd_learner.report_compare import write_comparison
+
+        try:
+            written = write_comparison(args.run_dir, args.out)
+        except FileNotFoundError as err:
+            print(f"resd-report: error: {err}", file=sys.stderr)
+            return 2
+        for path in written:
+            print(f"wrote {path}")
+        return 0
+    if len(args.run_dir) > 1:
+        print("resd-report: error: several run directories need --compare (and --out)", file=sys.stderr)
+        return 2
+    args.run_dir = args.run_dir[0]
     if not Path(args.run_dir).is_dir():
         print(f"resd-report: error: {args.run_dir} is not a directory", file=sys.stderr)
         return 2
