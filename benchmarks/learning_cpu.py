@@ -9,8 +9,10 @@ tagger and curator calls, so each run's wall time is reported next to its score.
 
 Each run is ``resd-learn --config configs/quickstart.yaml`` with the method's overrides and a seed;
 its ``summary.json`` (see :mod:`resd_learner.summary`) gives the held-out start -> end change and
-its paired bootstrap CI. Output: ``results/learning_cpu/table.md``, ``results.json`` and the run
-directories under ``results/learning_cpu/runs/`` (curves: ``resd-report results/learning_cpu/runs/*``).
+its paired bootstrap CI. Output in ``results/learning_cpu/``: ``compare.md`` (the table),
+``compare_val.png`` and ``compare_reward.png`` (the curves; the same files as
+``resd-report --compare results/learning_cpu/runs/* --out results/learning_cpu``), ``results.json`` and
+the run directories under ``runs/``.
 
 Command (documented in docs/evaluation.md)::
 
@@ -21,12 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 CONFIG = "configs/quickstart.yaml"
 GRPO_GROUP = 4
@@ -63,28 +65,11 @@ def run_one(method: str, seed: int, out: Path, extra: list[str]) -> dict:
         start = time.perf_counter()
         subprocess.run(command, check=True)
         (run_dir / "wall_s.txt").write_text(f"{time.perf_counter() - start:.1f}\n", encoding="utf-8")
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # ~2.6 GB of weights; the comparison needs none
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     wall = run_dir / "wall_s.txt"
     summary["wall_s"] = float(wall.read_text()) if wall.is_file() else None
     return summary
-
-
-def table(results: dict[str, list[dict]]) -> str:
-    """Markdown table: per method, each seed's start -> end and CI, and the mean change over seeds."""
-    lines = ["| method | seed | start | end | change | 95% paired bootstrap CI | playbook | wall min |",
-             "|---|---|---|---|---|---|---|---|"]
-    for method, runs in results.items():
-        for seed, s in enumerate(runs):
-            ci = "n/a" if s.get("ci_low") is None else f"[{s['ci_low']:+.3f}, {s['ci_high']:+.3f}]"
-            change = "n/a" if s.get("change") is None else f"{s['change']:+.3f}"
-            wall = "n/a" if s.get("wall_s") is None else f"{s['wall_s'] / 60:.1f}"
-            lines.append(f"| {method} | {s.get('seed', seed)} | {s['start_score']:.3f} | {s['end_score']:.3f} | "
-                         f"{change} | {ci} | {s.get('playbook_size') or '-'} | {wall} |")
-        changes = [s["change"] for s in runs if s.get("change") is not None]
-        if len(changes) > 1:
-            lines.append(f"| {method} | mean of {len(changes)} | | | {np.mean(changes):+.3f} | "
-                         f"sd {np.std(changes, ddof=1):.3f} | | |")
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,9 +88,12 @@ def main(argv: list[str] | None = None) -> int:
             results.setdefault(method, []).append(summary)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    text = table(results)
-    (out / "table.md").write_text(text, encoding="utf-8")
-    print(text)
+    from resd_learner.report_compare import write_comparison  # the same files as resd-report --compare
+
+    runs = [out / "runs" / f"{method}_s{seed}" for method in args.methods for seed in args.seeds]
+    for path in write_comparison(runs, out):
+        print(f"wrote {path}")
+    print((out / "compare.md").read_text(encoding="utf-8"))
     return 0
 
 
