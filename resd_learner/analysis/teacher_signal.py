@@ -445,6 +445,14 @@ def run(config: TeacherSignalConfig, out_dir: str | Path, *, backend: Any = None
     return summary
 
 
+def _portable_path(path: str | None) -> str | None:
+    """``path`` with the home directory written as ``~``, so recorded summaries name no machine."""
+    if path is None:
+        return None
+    home = str(Path.home())
+    return "~" + path[len(home):] if path == home or path.startswith(home + "/") else path
+
+
 def _log(message: str) -> None:
     print(f"[teacher_signal {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -523,12 +531,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _portable_path(path: str | None) -> str | None:
-    """``path`` with the home directory written as ``~``, so recorded summaries name no machine."""
-    if path is None:
-        return None
-    home = str(Path.home())
-    return "~" + path[len(home):] if path == home or path.startswith(home + "/") else path
-
