@@ -145,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         print("cannot reset the RSS high-water mark here (/proc/self/clear_refs); Linux >= 4.0 needed")
         return 2
     result = measure(args.layers, args.width, [int(b) for b in args.buckets])
-    if not distributed.is_main():
+    main_rank = distributed.is_main()
+    if torch.distributed.is_initialized():  # leave together: a rank exiting with a live gloo group
+        torch.distributed.barrier()         # can abort ("terminate called without an active exception")
+        torch.distributed.destroy_process_group()
+    if not main_rank:
         return 0
     if args.json:
         print(json.dumps(result))
