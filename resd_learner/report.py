@@ -571,35 +571,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"resd-report: error: {missing[0]} is not a directory", file=sys.stderr)
         return 2
-    if args.compare:
-        if not args.out:
-            print("resd-report: error: --compare needs --out DIR for the comparison files", file=sys.stderr)
-            return 2
-        from resd_learner.report_compare import write_comparison
-
-        try:
-            written = write_comparison(args.run_dir, args.out)
-        except FileNotFoundError as err:
-            print(f"resd-report: error: {err}", file=sys.stderr)
-            return 2
-        for path in written:
-            print(f"wrote {path}")
-        return 0
-    if len(args.run_dir) > 1:
+    if args.compare and not args.out:
+        print("resd-report: error: --compare needs --out DIR for the comparison files", file=sys.stderr)
+        return 2
+    if not args.compare and len(args.run_dir) > 1:
         print("resd-report: error: several run directories need --compare (and --out)", file=sys.stderr)
         return 2
-    args.run_dir = args.run_dir[0]
-    if not Path(args.run_dir).is_dir():
-        print(f"resd-report: error: {args.run_dir} is not a directory", file=sys.stderr)
-        return 2
+    from resd_learner.report_compare import write_comparison
+
     try:
-        result = write_report(args.run_dir, args.out)
+        if args.compare:
+            written, notes = write_comparison(args.run_dir, args.out), []
+        else:
+            result = write_report(args.run_dir[0], args.out)
+            written, notes = result.figures + result.files, result.notes
     except FileNotFoundError as err:
         print(f"resd-report: error: {err}", file=sys.stderr)
         return 2
-    for path in result.figures + result.files:
+    for path in written:
         print(f"wrote {path}")
-    for note in result.notes:
+    for note in notes:
         print(f"note: {note}")
     return 0
 
