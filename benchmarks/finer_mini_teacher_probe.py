@@ -68,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     from resd_learner.context.teacher_prompt import build_sdpo_teacher_inputs, build_teacher_inputs
 
     run = Path(args.run_dir)
+    if not (run / "config.yaml").is_file():
+        raise SystemExit(f"{run} has no config.yaml; give a run directory written by resd-learn")
+    import yaml
+
+    env_id = (yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")).get("env") or {}).get("id")
+    if env_id != "resd/FinerMini-v0":
+        raise SystemExit(f"{run} trained on {env_id!r}; this probe reads FinerMini runs (resd/FinerMini-v0) only")
     rows = _records(run, args.step)
     model_dir = Path(args.model) if args.model else _base_model(run)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
