@@ -7,7 +7,10 @@ writes them) belongs to ``<method>``; any other name is its own group. Writes in
   lines), with each group's mean over its runs (thick line) where a group has several;
 - ``compare_reward.png``: the training rollout reward per step, the same way;
 - ``compare.md``: one row per run from its ``summary.json`` (start -> end, change, 95 % paired
-  bootstrap CI, playbook size, parse rate, minutes), then each group's mean change over runs.
+  bootstrap CI, playbook size, parse rate, minutes), then each group's mean change over runs, then
+  the pooled table (:func:`pooled_table`): per method, the per-prompt scores averaged over its seeds,
+  start -> end with a paired bootstrap CI over the prompts, and the end score's difference from the
+  first method's on the same prompts.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from resd_learner.selection import read_jsonl
+from resd_learner.summary import VAL_SCORES_FILE, paired_bootstrap
 
 _SEEDED = re.compile(r"^(?P<group>.+)_s(?P<seed>\d+)$")
 VAL_PREFIX = "val/mean@"
@@ -119,6 +123,66 @@ def summary_table(runs: Sequence[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _first_and_last_validation(run: Path) -> tuple[dict[str, float], dict[str, float]] | None:
+    """Per-prompt mean@n at a run's first and last validation (``val_scores.jsonl``), keyed by task id."""
+    path = run / VAL_SCORES_FILE
+    if not path.is_file():
+        return None
+    rows, _bad = read_jsonl(path)
+    rows = [r for r in rows if isinstance(r.get("task_ids"), list) and isinstance(r.get("mean_at_n"), list)]
+    if len(rows) < 2:
+        return None
+    rows.sort(key=lambda r: int(r.get("step", 0)))
+    first, last = rows[0], rows[-1]
+    return (dict(zip(first["task_ids"], map(float, first["mean_at_n"]))),
+            dict(zip(last["task_ids"], map(float, last["mean_at_n"]))))
+
+
+def pooled_table(runs: Sequence[Path], *, resamples: int = 10_000) -> str:
+    """Markdown: each method's seeds pooled per prompt, and each method against the first one.
+
+    For a method, a prompt's start (end) score is the mean over the method's runs of its first (last)
+    validation score on that prompt, over the prompts every run of every method validated on. The CI
+    of the change resamples those prompts (paired), so it covers prompt sampling with the seeds
+    averaged in; the spread over seeds is the ``sd`` of the table above. ``end - <first>`` is the
+    per-prompt end score minus the first method's (in ``runs`` order), with the same kind of CI.
+    Empty when fewer than one method has two validations saved.
+    """
+    per_group: dict[str, list[tuple[dict[str, float], dict[str, float]]]] = {}
+    for run in runs:
+        scores = _first_and_last_validation(run)
+        if scores is not None:
+            per_group.setdefault(group_of(run), []).append(scores)
+    if not per_group:
+        return ""
+    shared = set.intersection(*(set(s) & set(e) for runs_ in per_group.values() for s, e in runs_))
+    if not shared:
+        return ""
+    prompts = sorted(shared)
+
+    def pooled(runs_: list[tuple[dict[str, float], dict[str, float]]], which: int) -> list[float]:
+        return [sum(r[which][p] for r in runs_) / len(runs_) for p in prompts]
+
+    groups = list(per_group)
+    reference = groups[0]
+    ref_end = pooled(per_group[reference], 1)
+    lines = ["", f"Pooled over seeds, on the {len(prompts)} prompts every run validated on (95% CI: paired "
+             "bootstrap over prompts, seeds averaged per prompt):", "",
+             f"| method | runs | start | end | change | 95% CI | end - {reference} | 95% CI |",
+             "|---|---|---|---|---|---|---|---|"]
+    for group in groups:
+        start, end = pooled(per_group[group], 0), pooled(per_group[group], 1)
+        change, low, high = paired_bootstrap(start, end, resamples=resamples)
+        if group == reference:
+            versus = "- | -"
+        else:
+            diff, d_low, d_high = paired_bootstrap(ref_end, end, resamples=resamples)
+            versus = f"{diff:+.3f} | [{d_low:+.3f}, {d_high:+.3f}]"
+        lines.append(f"| {group} | {len(per_group[group])} | {sum(start) / len(start):.3f} | "
+                     f"{sum(end) / len(end):.3f} | {change:+.3f} | [{low:+.3f}, {high:+.3f}] | {versus} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_comparison(runs: Sequence[str | Path], out_dir: str | Path) -> list[Path]:
     """Write the comparison figures and table for ``runs``; returns the files written.
 
@@ -145,6 +209,6 @@ def write_comparison(runs: Sequence[str | Path], out_dir: str | Path) -> list[Pa
     if reward:
         _plot(reward, "Training rollout reward", "reward", out / "compare_reward.png")
         written.append(out / "compare_reward.png")
-    (out / "compare.md").write_text(summary_table(paths), encoding="utf-8")
+    (out / "compare.md").write_text(summary_table(paths) + pooled_table(paths), encoding="utf-8")
     written.append(out / "compare.md")
     return written

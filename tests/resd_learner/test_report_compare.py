@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from resd_learner.report import main
-from resd_learner.report_compare import group_of, summary_table, val_curve, write_comparison
+from resd_learner.report_compare import group_of, pooled_table, summary_table, val_curve, write_comparison
 
 
 def _run(root, name, scores, change=None):
@@ -46,3 +46,28 @@ def test_cli_needs_out_and_compare_for_several_runs(tmp_path, capsys):
     assert main(["--compare", str(a), str(b), "--out", str(tmp_path / "o")]) == 0
     assert (tmp_path / "o" / "compare.md").is_file()
     assert main(["--compare", str(a), str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+
+
+def _val_scores(run, start, end, ids=("t0", "t1", "t2", "t3")):
+    lines = [{"step": 0, "n": 4, "task_ids": list(ids), "mean_at_n": start},
+             {"step": 8, "n": 4, "task_ids": list(ids), "mean_at_n": end}]
+    (run / "val_scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+
+
+def test_pooled_table_averages_seeds_per_prompt_and_compares_with_the_first_method(tmp_path):
+    a = _run(tmp_path, "resd_s0", [(0, 0.25), (8, 0.5)], change=0.25)
+    b = _run(tmp_path, "resd_s1", [(0, 0.25), (8, 0.5)], change=0.25)
+    c = _run(tmp_path, "sdpo_s0", [(0, 0.25), (8, 0.25)], change=0.0)
+    _val_scores(a, [0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5])
+    _val_scores(b, [0.0, 0.5, 0.0, 0.5], [1.0, 0.0, 0.5, 0.5])
+    _val_scores(c, [0.0, 0.5, 0.5, 0.0], [0.0, 0.5, 0.5, 0.0])
+    table = pooled_table([a, b, c], resamples=2000)
+    # resd per prompt: start (0, .25, .25, .5), end (.75, .25, .5, .5) -> change +0.25; sdpo unchanged
+    assert "| resd | 2 | 0.250 | 0.500 | +0.250 |" in table
+    assert "| sdpo | 1 | 0.250 | 0.250 | +0.000 | [+0.000, +0.000] | -0.250 |" in table
+    assert "on the 4 prompts" in table
+    _val_scores(c, [0.0, 0.5], [0.0, 0.5], ids=("t0", "t9"))  # only t0 shared by every run
+    assert "on the 1 prompts" in pooled_table([a, b, c], resamples=200)
+    (c / "val_scores.jsonl").unlink()
+    assert "| sdpo |" not in pooled_table([a, b, c], resamples=200)  # no scores saved: left out
+    assert pooled_table([c]) == ""
