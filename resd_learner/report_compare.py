@@ -146,7 +146,7 @@ def pooled_table(runs: Sequence[Path], *, resamples: int = 10_000) -> str:
     of the change resamples those prompts (paired), so it covers prompt sampling with the seeds
     averaged in; the spread over seeds is the ``sd`` of the table above. ``end - <first>`` is the
     per-prompt end score minus the first method's (in ``runs`` order), with the same kind of CI.
-    Empty when fewer than one method has two validations saved.
+    Empty when no run has two validations saved, or the runs share no validation prompt.
     """
     per_group: dict[str, list[tuple[dict[str, float], dict[str, float]]]] = {}
     for run in runs:
