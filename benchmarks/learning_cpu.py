@@ -5,7 +5,8 @@ cached after the first run), takes the same number of optimizer steps and genera
 of rollouts per step (the quickstart's ``train.batch_size``: RESD / SDPO / SDPO+ss one rollout per
 prompt; GRPO a group of 4 rollouts for a quarter of the prompts, so it sees a quarter as many
 distinct prompts). All share the quickstart's settings except GRPO's learning rate (``GRPO_LR``).
-That is equal *rollout* compute; RESD also spends generation on its reflector, tagger and curator calls, so each run's wall time is reported next to its score.
+That is equal *rollout* compute; RESD also spends generation on its reflector, tagger and curator
+calls, so each run's wall time is reported next to its score.
 
 Each run is ``resd-learn --config configs/quickstart.yaml`` with the method's overrides and a seed;
 its ``summary.json`` (see :mod:`resd_learner.summary`) gives the held-out start -> end change and
