@@ -129,10 +129,11 @@ def _first_and_last_validation(run: Path) -> tuple[dict[str, float], dict[str, f
     if not path.is_file():
         return None
     rows, _bad = read_jsonl(path)
-    rows = [r for r in rows if isinstance(r.get("task_ids"), list) and isinstance(r.get("mean_at_n"), list)]
-    if len(rows) < 2:
+    rows = [r for r in rows if isinstance(r.get("step"), int) and isinstance(r.get("task_ids"), list)
+            and isinstance(r.get("mean_at_n"), list) and len(r["task_ids"]) == len(r["mean_at_n"])]
+    if len(rows) < 2:  # malformed lines are skipped, as metrics.jsonl's are
         return None
-    rows.sort(key=lambda r: int(r.get("step", 0)))
+    rows.sort(key=lambda r: r["step"])
     first, last = rows[0], rows[-1]
     return (dict(zip(first["task_ids"], map(float, first["mean_at_n"]))),
             dict(zip(last["task_ids"], map(float, last["mean_at_n"]))))

@@ -68,6 +68,9 @@ def test_pooled_table_averages_seeds_per_prompt_and_compares_with_the_first_meth
     assert "on the 4 prompts" in table
     _val_scores(c, [0.0, 0.5], [0.0, 0.5], ids=("t0", "t9"))  # only t0 shared by every run
     assert "on the 1 prompts" in pooled_table([a, b, c], resamples=200)
+    with (c / "val_scores.jsonl").open("a", encoding="utf-8") as handle:  # malformed lines are skipped
+        handle.write('{"step": "late", "task_ids": ["t0"], "mean_at_n": [1.0]}\n{"step": 9, "task_ids": ["t0"]}\n')
+    assert "on the 1 prompts" in pooled_table([a, b, c], resamples=200)
     (c / "val_scores.jsonl").unlink()
     assert "| sdpo |" not in pooled_table([a, b, c], resamples=200)  # no scores saved: left out
     assert pooled_table([c]) == ""
