@@ -49,6 +49,13 @@ class ContextConfig:
     ``curate_all_failures``, never shown to the teacher), and such an ADD is skipped. Off by default,
     as in the official code; the quickstart turns it on (SmolLM2-135M fills the fields with the
     examples, and in the teacher prompt that text made the teacher worse: docs/finer_mini.md)."""
+    drop_non_lessons: bool = False
+    """Skip an ADD that states nothing (``context/echo.py``, :func:`is_non_lesson`): fewer than three
+    words, or a verbatim fragment of the task prompt or of the attempt it was written about (which the
+    curator prompt already forbids). Off by default, as in the official code; the quickstart turns it
+    on (SmolLM2-135M's curator added pieces of failed answers such as ``<answer>ShareBasedComp<#``, the
+    success tagger marked them helpful dozens of times, and every run that kept one lost held-out
+    score: docs/finer_mini.md)."""
     curate_all_failures: bool = True
     """Curate every failed sample, as the official code does (an empty or unusable reflection still
     reaches the curator). False curates only failures with a non-empty reflection."""

@@ -10,11 +10,19 @@ self-teacher worse (docs/finer_mini.md). This module recognises it; the updater 
 Rule: a text is an echo when its normalised form (lower case, runs of non-alphanumerics collapsed to
 one space) is empty, or is a prefix, at a word boundary or inside the last word, of the normalised
 form of an example value or a JSON key of the prompts (a key with underscores reads as words).
+
+Playbook additions can be empty of content in two more ways (measured on SmolLM2-135M, whose
+curator wrote ``<answer>ShareBasedComp<#``, ``<answer><answer><answer>``, ``employee service``,
+``numberOfRealEstatePrinps``): a **copy**, a verbatim fragment of the task prompt or of the attempt
+the addition is about (the curator prompt already forbids copying task-specific values), and a
+**fragment**, fewer than :data:`MIN_LESSON_WORDS` words, which cannot state a rule. :func:`is_non_lesson`
+recognises both; the updater drops such additions when ``context.drop_non_lessons`` is on.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -27,6 +35,10 @@ from .schemas import REFLECTION_FIELDS
 
 _VALUE = re.compile(r'"([a-z_]+)"\s*:\s*"([^"{}]*)"')
 _NON_WORD = re.compile(r"[^0-9a-z]+")
+_NON_ALNUM = re.compile(r"[^0-9a-z]")
+_LETTER = re.compile(r"[A-Za-z]")
+MIN_LESSON_WORDS = 3
+"""Fewest words (whitespace-separated pieces with a letter) a playbook lesson can have."""
 
 
 def normalise(text: str) -> str:
@@ -62,3 +74,23 @@ def reflection_is_echo(text: str) -> bool:
         return False
     fields = [obj[name] for name in REFLECTION_FIELDS if isinstance(obj.get(name), str)]
     return bool(fields) and all(is_template_echo(value) for value in fields)
+
+
+def compact(text: str) -> str:
+    """Lower case with every character other than ASCII letters and digits removed (spacing and markup
+    ignored, so ``EmployeeService`` and ``employee service`` compare equal)."""
+    return _NON_ALNUM.sub("", text.lower())
+
+
+def copies_source(text: str, sources: Iterable[str]) -> bool:
+    """Whether ``text`` says nothing beyond a verbatim fragment of one of ``sources`` (the task prompt
+    and the attempt it is about): its :func:`compact` form is empty or a substring of a source's."""
+    norm = compact(text)
+    return not norm or any(norm in compact(source) for source in sources)
+
+
+def is_non_lesson(text: str, sources: Iterable[str]) -> bool:
+    """Whether a playbook addition states nothing: under :data:`MIN_LESSON_WORDS` words, or a copy
+    (:func:`copies_source`) of the task prompt or the attempt in ``sources``."""
+    words = [piece for piece in text.split() if _LETTER.search(piece)]
+    return len(words) < MIN_LESSON_WORDS or copies_source(text, sources)

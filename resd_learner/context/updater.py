@@ -41,7 +41,7 @@ from . import curate as curate_mod
 from . import reflect as reflect_mod
 from . import schemas
 from .config import ContextConfig
-from .echo import is_template_echo, reflection_is_echo
+from .echo import is_non_lesson, is_template_echo, reflection_is_echo
 from .playbook import Playbook, dedup_key
 from .solutions import SolutionBuffer
 from .types import ContextUpdate, Generate, SampleView
@@ -68,6 +68,7 @@ STAT_KEYS = (
     "entries_added",
     "duplicates_skipped",
     "echoes_skipped",
+    "non_lessons_skipped",
     "entries_removed",
     "entries_removed_budget",
     "concise_runs",
@@ -85,6 +86,7 @@ TOTAL_KEYS = (
     "entries_added",
     "duplicates_skipped",
     "echoes_skipped",
+    "non_lessons_skipped",
     "entries_removed",
     "generate_calls",
 )
@@ -243,6 +245,10 @@ class ContextUpdater:
                 if cfg.drop_template_echo:
                     adds = [a for a in adds if not is_template_echo(a.content)]
                     stats["echoes_skipped"] += len(parsed.adds) - len(adds)
+                if cfg.drop_non_lessons:
+                    kept = [a for a in adds if not is_non_lesson(a.content, (samples[i].prompt, samples[i].response))]
+                    stats["non_lessons_skipped"] += len(adds) - len(kept)
+                    adds = kept
                 result = curate_mod.apply_additions(
                     self.playbook,
                     adds,

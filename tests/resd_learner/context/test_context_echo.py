@@ -65,3 +65,58 @@ def test_updater_drops_echoes_only_when_asked(scripted, make_sample):
     assert [e.content for e in up.playbook.entries] == [REAL_LESSON, REAL_LESSON]
     echo_record = [o for o in dropped.outputs if o["kind"] == "reflection"][0]
     assert echo_record["template_echo"] is True and echo_record["text"] == ECHO_REFLECTION
+
+
+ANSWER = "<answer>ShareBasedCompensationArrangementByShareBasedPaymentAward</answer>"
+
+
+@pytest.mark.parametrize("text", ["<answer>ShareBasedComp<#", "share based compensation", "<answer><answer>",
+                                  "Solve TASKID", "", "<>"])
+def test_fragments_of_the_task_or_the_attempt_are_copies(text):
+    from resd_learner.context.echo import copies_source
+
+    assert copies_source(text, ["Solve TASKID=a now. Reply inside <answer></answer>.", ANSWER])
+
+
+@pytest.mark.parametrize("text", [REAL_LESSON, "ShareBasedCompensation tags count shares, not dollars",
+                                  "<answer><answer><answer>"])
+def test_text_beyond_the_sources_is_not_a_copy(text):
+    from resd_learner.context.echo import copies_source
+
+    assert not copies_source(text, ["Solve TASKID=a now. Reply inside <answer></answer>.", ANSWER])
+
+
+@pytest.mark.parametrize("text", ["<answer><answer><answer>", "employee service", "numberOfRealEstatePrinps",
+                                  "<answer>ShareBasedComp<#", "Solve TASKID=a now", "## ** --"])
+def test_fragments_and_copies_are_not_lessons(text):
+    from resd_learner.context.echo import is_non_lesson
+
+    assert is_non_lesson(text, ["Solve TASKID=a now. Reply inside <answer></answer>.", ANSWER])
+
+
+def test_a_rule_in_words_is_a_lesson():
+    from resd_learner.context.echo import is_non_lesson
+
+    assert not is_non_lesson(REAL_LESSON, ["Solve TASKID=a now.", ANSWER])
+    assert not is_non_lesson("Share counts take a NumberOfShares tag", ["Solve TASKID=a now.", ANSWER])
+
+
+def _run_copies(drop, scripted, make_sample):
+    def script(kind, messages):
+        if kind == "reflect":
+            return REAL_REFLECTION
+        return json.dumps({"reasoning": "copied", "operations": [
+            {"type": "ADD", "section": "common_mistakes_to_avoid", "content": "<answer>ShareBasedComp<#"},
+            {"type": "ADD", "section": "others", "content": REAL_LESSON}]})
+
+    up = ContextUpdater(ContextConfig(playbook_budget=50, drop_non_lessons=drop), scripted(script), seed=0)
+    return up.update(1, [make_sample("a", response=ANSWER)]), up
+
+
+def test_updater_drops_non_lessons_only_when_asked(scripted, make_sample):
+    kept, up_kept = _run_copies(False, scripted, make_sample)
+    assert sorted(e.content for e in up_kept.playbook.entries) == sorted(["<answer>ShareBasedComp<#", REAL_LESSON])
+    assert kept.stats["non_lessons_skipped"] == 0
+    dropped, up = _run_copies(True, scripted, make_sample)
+    assert [e.content for e in up.playbook.entries] == [REAL_LESSON]
+    assert dropped.stats["non_lessons_skipped"] == 1 and dropped.stats["entries_added"] == 1
