@@ -54,8 +54,9 @@ class ContextConfig:
     words, or a verbatim fragment of the task prompt or of the attempt it was written about (which the
     curator prompt already forbids). Off by default, as in the official code; the quickstart turns it
     on (SmolLM2-135M's curator added pieces of failed answers such as ``<answer>ShareBasedComp<#``, the
-    success tagger marked them helpful dozens of times, and every run that kept one lost held-out
-    score: docs/finer_mini.md)."""
+    success tagger marked them helpful dozens of times, and the teacher pulled the student toward the
+    invented tags they spell: held-out -0.158 with them, -0.010 without on the seed that kept one;
+    docs/finer_mini.md)."""
     curate_all_failures: bool = True
     """Curate every failed sample, as the official code does (an empty or unusable reflection still
     reaches the curator). False curates only failures with a non-empty reflection."""
