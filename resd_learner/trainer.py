@@ -86,6 +86,7 @@ from resd_learner.grpo import clip_fractions, clipped_policy_loss
 from resd_learner.loss import aggregate_loss, rollout_correction_weights
 from resd_learner.metrics import MetricsLogger, truncate_jsonl
 from resd_learner.models import load_student, load_tokenizer, resolve_model_path
+from resd_learner.precision import with_resolved_dtype
 from resd_learner.rebalance import success_rate_weights
 from resd_learner.rollout import GenerationBackend, collect_samples, make_backend
 from resd_learner.records import RunRecords, collect_step_records
@@ -184,6 +185,7 @@ class Trainer:
     """
 
     def __init__(self, config: RunConfig, *, llm: object | None = None, fail_after_step: int | None = None) -> None:
+        config = with_resolved_dtype(config)
         self.config = config
         self.run_dir = Path(config.train.run_dir)
         self.fail_after_step = fail_after_step

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from resd_learner import precision
 from resd_learner.config import RolloutConfig, load_config
 from resd_learner.metrics import read_jsonl
 from resd_learner.rollout import make_backend
@@ -336,3 +337,20 @@ def test_context_temperature_is_validated(smoke_config_path, tmp_path):
 
     with pytest.raises(RunConfigError, match="context.temperature"):
         _config(smoke_config_path, tmp_path, "context.temperature=-1")
+
+
+@pytest.mark.parametrize("flags,expected", [("fpu avx2", torch.float32), ("fpu avx2 avx512_bf16 amx_bf16", torch.bfloat16)])
+def test_auto_dtype_is_resolved_before_the_student_loads_and_recorded(tmp_path, smoke_config_path, monkeypatch,
+                                                                      flags, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    monkeypatch.setattr(precision, "CPUINFO", cpuinfo)
+    monkeypatch.setattr(precision, "cuda_bf16", lambda: (False, False))
+    trainer = Trainer(_config(smoke_config_path, tmp_path / "run", "rollout.backend=hf", "model.dtype=auto",
+                              "train.max_batches=1", "train.updates_per_batch=1", "train.val_every=0",
+                              "train.val_after_train=false"))
+    assert next(trainer.engine.module.parameters()).dtype == expected
+    trainer.updater.generate = scripted_generate
+    trainer.fit()
+    saved = load_config(tmp_path / "run" / "config.yaml")
+    assert saved.model.dtype == str(expected).removeprefix("torch.")
