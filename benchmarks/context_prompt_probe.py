@@ -78,6 +78,10 @@ def variant_templates(variant: str) -> tuple[str, str]:
 
     if variant == "official":
         return REFLECTOR_TEMPLATE, CURATOR_TEMPLATE
+    for name, template, marker in (("reflector", REFLECTOR_TEMPLATE, _REFLECTOR_SPLIT),
+                                   ("curator", CURATOR_TEMPLATE, _CURATOR_SPLIT)):
+        if template.count(marker) != 1:
+            raise ValueError(f"the {name} prompt no longer holds the line {marker!r} once; update this probe")
     reflector_head = REFLECTOR_TEMPLATE.split(_REFLECTOR_SPLIT)[0]
     curator_head = CURATOR_TEMPLATE.split(_CURATOR_SPLIT)[0]
     if variant == "keys_only":

@@ -1,0 +1,43 @@
+"""benchmarks/context_prompt_probe.py: its prompt variants keep the shipped instructions and fill like them."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from resd_learner.context.prompts import curator, reflector
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "context_prompt_probe.py"
+SLOTS = {"prompt": "TASK-TEXT", "response": "ATTEMPT-TEXT", "feedback": "FEEDBACK-TEXT", "playbook": "PLAYBOOK-TEXT",
+         "stats": "{}", "reflection": "REFLECTION-TEXT", "sections": "- others"}
+
+
+@pytest.fixture(scope="module")
+def probe():
+    spec = importlib.util.spec_from_file_location("context_prompt_probe", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("variant", ["keys_only", "worked_example"])
+def test_variants_replace_only_the_closing_format_instruction(probe, variant):
+    reflector_text, curator_text = probe.variant_templates(variant)
+    cases = ((reflector_text, reflector.REFLECTOR_TEMPLATE, probe._REFLECTOR_SPLIT, ("ATTEMPT-TEXT", "FEEDBACK-TEXT")),
+             (curator_text, curator.CURATOR_TEMPLATE, probe._CURATOR_SPLIT, ("REFLECTION-TEXT", "TASK-TEXT")))
+    for variant_text, shipped, marker, slots in cases:
+        assert variant_text.startswith(shipped.split(marker)[0]) and marker not in variant_text
+        filled = variant_text.format(**SLOTS)
+        assert all(slot in filled for slot in slots) and "{{" not in filled
+
+def test_official_variant_is_the_shipped_prompts_and_unknown_ones_are_refused(probe):
+    assert probe.variant_templates("official") == (reflector.REFLECTOR_TEMPLATE, curator.CURATOR_TEMPLATE)
+    with pytest.raises(ValueError, match="unknown variant"):
+        probe.variant_templates("few_shot")
+
+
+def test_a_run_directory_without_records_is_reported(probe, tmp_path):
+    with pytest.raises(FileNotFoundError, match="per-step records"):
+        probe.recorded_rollouts(tmp_path, 1)
