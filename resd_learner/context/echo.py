@@ -9,7 +9,9 @@ self-teacher worse (docs/finer_mini.md). This module recognises it; the updater 
 
 Rule: a text is an echo when its normalised form (lower case, runs of non-alphanumerics collapsed to
 one space) is empty, or is a prefix, at a word boundary or inside the last word, of the normalised
-form of an example value or a JSON key of the prompts (a key with underscores reads as words).
+form of an example value or a JSON key of the prompts (a key with underscores reads as words;
+every key counts, "bullet_tags" too: with the example values taken away, the model wrote key names
+into the fields, ``benchmarks/context_prompt_probe.py``).
 
 Playbook additions can be empty of content in two more ways (measured on SmolLM2-135M, whose
 curator wrote ``<answer>ShareBasedComp<#``, ``<answer><answer><answer>``, ``employee service``,
@@ -34,6 +36,7 @@ from .prompts.success_tagger import SUCCESS_TAGGER_TEMPLATE
 from .schemas import REFLECTION_FIELDS
 
 _VALUE = re.compile(r'"([a-z_]+)"\s*:\s*"([^"{}]*)"')
+_KEY = re.compile(r'"([a-z_]+)"\s*:')
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 _NON_ALNUM = re.compile(r"[^0-9a-z]")
 _LETTER = re.compile(r"[A-Za-z]")
@@ -54,6 +57,7 @@ def template_phrases() -> tuple[str, ...]:
     for template in (REFLECTOR_TEMPLATE, CURATOR_TEMPLATE, SUCCESS_TAGGER_TEMPLATE):
         for key, value in _VALUE.findall(template):
             phrases.update({normalise(key), normalise(value)})
+        phrases.update(normalise(key) for key in _KEY.findall(template))  # also keys of lists ("bullet_tags")
     phrases.update(normalise(key) for key in (*SECTION_KEYS, *REFLECTION_FIELDS))
     return tuple(sorted(p for p in phrases if p))
 

@@ -19,7 +19,8 @@ REAL_LESSON = "Percent values take a tag ending in Percentage"
 
 
 @pytest.mark.parametrize("text", ["the lesson", "The Lesson.", "your step-by-step", "one reusable",
-                                  "what should have be", "why it happened,", "common_mistakes_to_avoid", "", "  "])
+                                  "what should have be", "why it happened,", "common_mistakes_to_avoid", "bullet_tags",
+                                  "", "  "])
 def test_copies_and_beginnings_of_the_examples_are_echoes(text):
     assert is_template_echo(text)
 
