@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from resd_envs.sandbox.limits import SandboxLimits
-from resd_envs.sandbox.tiers import DEVICES, TierPlan
+from resd_envs.sandbox.tiers import DEVICES, TierPlan, package_dirs_now
 
 #: Environment variable carrying the per-run marker used to find escaped processes.
 MARKER_VAR = "RESD_SANDBOX_RUN"
@@ -113,7 +113,7 @@ def _bwrap_argv(plan: TierPlan, limits: SandboxLimits) -> list[str]:
         argv += ["--ro-bind", path, path]
     for path in interp.files:
         argv += ["--ro-bind", path, path]
-    for path in interp.masked:
+    for path in package_dirs_now(interp):
         argv += ["--size", "4096", "--tmpfs", path, "--remount-ro", path]
     for path in DEVICES:
         argv += ["--dev-bind", path, path]
@@ -133,7 +133,7 @@ def _jail_spec(plan: TierPlan, root: str, limits: SandboxLimits) -> dict[str, An
         "uid": plan.uid,
         "dirs": list(interp.dirs),
         "files": list(interp.files),
-        "masked": list(interp.masked),
+        "masked": list(package_dirs_now(interp)),
         "devices": list(DEVICES),
         "symlinks": [list(pair) for pair in interp.symlinks],
         "scratch_bytes": limits.scratch_mb << 20,

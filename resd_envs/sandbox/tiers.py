@@ -56,7 +56,8 @@ class Interpreter:
         dirs: directories bound read-only: the standard library, ``lib-dynload`` and the
             directories of the shared libraries the binary and its extension modules load.
         masked: package directories (``site-packages``/``dist-packages``, up to two levels
-            inside ``dirs``) hidden under an empty read-only tmpfs.
+            inside ``dirs``) when the interpreter was described; each launch hides those found
+            then (:func:`package_dirs_now`) under an empty read-only tmpfs.
         symlinks: ``(link, target)`` pairs recreated so the loader's paths resolve (e.g.
             ``/lib64 -> usr/lib64`` on merged-/usr systems).
     """
@@ -193,6 +194,17 @@ def describe_interpreter(python: str) -> Interpreter:
     files = [f for f in dict.fromkeys(files) if not any(f.startswith(d + os.sep) for d in dirs)]
     return Interpreter(facts["executable"], home, tuple(files), dirs, masked,
                        tuple(dict.fromkeys(symlinks)))
+
+
+def package_dirs_now(interpreter: Interpreter) -> tuple[str, ...]:
+    """The package directories inside ``interpreter.dirs`` as they are at this moment.
+
+    A launch hides these, not only :attr:`Interpreter.masked` (the ones that existed when the
+    interpreter was described, once per process): a ``dist-packages`` created later inside a bound
+    directory (a ``pip install`` into the system Python while a trainer runs; the test suite
+    planting one) would otherwise be visible to model code. Costs a few ``scandir`` calls.
+    """
+    return tuple(dict.fromkeys(m for d in interpreter.dirs for m in _package_dirs(d)))
 
 
 def _package_dirs(directory: str) -> list[str]:

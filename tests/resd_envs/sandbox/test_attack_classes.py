@@ -153,6 +153,30 @@ def test_model_code_sees_only_the_interpreter(tier: str, layout, tmp_path: Path)
         f"{tier} with {python}: the program found host files: {run.outcomes[0]!r}")
 
 
+def test_a_package_dir_created_after_the_tier_was_planned_is_hidden_too(tier: str) -> None:
+    """The interpreter is described once per process; a dist-packages that appears later inside one of
+    its bound directories (a pip install into the system Python while a job runs) must still be hidden."""
+    if tier not in JAILED:
+        pytest.skip("the rlimit tier cannot hide files")
+    interpreter = selection.resolve(tier).interpreter  # described (and cached) before the directory exists
+    writable = [d for d in interpreter.dirs if os.access(d, os.W_OK)]
+    if not writable:
+        pytest.skip("no directory the sandbox binds is writable here (needs root)")
+    holder = Path(tempfile.mkdtemp(prefix="resd-late-package-", dir=writable[0]))  # its name gives nothing away
+    try:
+        holder.chmod(0o755)  # as an installed package tree is
+        planted = holder / "dist-packages" / SENTINEL / "_assets" / "answers.jsonl.gz"
+        planted.parent.mkdir(parents=True)
+        planted.write_bytes(b"secret")
+        assert str(holder / "dist-packages") not in interpreter.masked
+        run = run_function_calls(SNOOP, "f", [[str(planted)]], tier=tier,
+                                 limits=SandboxLimits(call_timeout_s=20.0, total_timeout_s=30.0))
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
+    assert not run.outcomes[0].ok and "nothing visible" in run.outcomes[0].message, (
+        f"{tier}: a package directory created after planning was visible: {run.outcomes[0]!r}")
+
+
 WRITE_TEMPS = _src("""
     import os
     def f(name):
