@@ -40,6 +40,7 @@ import numpy as np
 from resd_learner.config import EnvConfig, RolloutConfig, apply_overrides
 from resd_learner.config import EvalConfig as ValidationConfig
 from resd_learner.models import load_tokenizer
+from resd_learner.precision import resolve_dtype
 from resd_learner.rollout import Generation, GenerationBackend, make_backend
 from resd_learner.task_sources import TaskSource, is_resd_id, make_task_source
 from resd_learner.types import Score, Task
@@ -439,7 +440,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-key", default=None, help="bearer token for --url")
     parser.add_argument("--backend", choices=("hf", "vllm"), default="hf", help="generation backend for --model")
     parser.add_argument("--max-model-len", type=int, default=8192, help="prompt + response token limit (--model)")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="weights dtype (--model)")
+    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="float32",
+                        help="weights dtype (--model); auto = bfloat16 where the CPU/GPU computes it, else float32")
     parser.add_argument("--env", required=True, help="env id, e.g. resd/Manufactoria-Has-v0 (any gymnasium text env)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--n", type=int, default=_VALIDATION.n, help="samples per prompt")
@@ -518,7 +520,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             source = {"url": args.url, "served_model": name}
         else:
             model_dir = resolve_model_dir(args.model)
-            backend = make_model_backend(model_dir, args.backend, max_model_len=args.max_model_len, dtype=args.dtype)
+            backend = make_model_backend(model_dir, args.backend, max_model_len=args.max_model_len,
+                                         dtype=resolve_dtype(args.dtype)[0])
             source = {"model": str(model_dir), "backend": args.backend}
         result = evaluate(
             backend,
