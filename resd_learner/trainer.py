@@ -86,15 +86,16 @@ from resd_learner.grpo import clip_fractions, clipped_policy_loss
 from resd_learner.loss import aggregate_loss, rollout_correction_weights
 from resd_learner.metrics import MetricsLogger, truncate_jsonl
 from resd_learner.models import load_student, load_tokenizer, resolve_model_path
+from resd_learner.partitioned_teacher import PartitionedEmaTeacher
 from resd_learner.precision import with_resolved_dtype
 from resd_learner.rebalance import success_rate_weights
-from resd_learner.rollout import GenerationBackend, collect_samples, make_backend
 from resd_learner.records import RunRecords, collect_step_records
+from resd_learner.rollout import GenerationBackend, collect_samples, make_backend
+from resd_learner.rollout.base import SchemaArg, schemas_per_chat
 from resd_learner.schedule import GrpoSwitch
 from resd_learner.seeding import derive_seed
 from resd_learner.summary import print_run_summary, record_val_scores
 from resd_learner.task_sources import make_task_source
-from resd_learner.partitioned_teacher import PartitionedEmaTeacher
 from resd_learner.teacher import EmaTeacher
 from resd_learner.types import Sample, Task
 from resd_learner.warm_start import warm_started_model
@@ -133,20 +134,23 @@ class ContextGenerator:
         """Whether the backend can generate under a JSON schema (ranks without a backend never generate)."""
         return self.backend is None or bool(getattr(self.backend, "supports_schema", False))
 
-    def __call__(self, chats: list[list[dict[str, str]]], schema: dict | None = None) -> list[str]:
-        """One completion per chat; under ``schema`` (a JSON schema) when one is given."""
+    def __call__(self, chats: list[list[dict[str, str]]], schema: SchemaArg = None) -> list[str]:
+        """One completion per chat; under ``schema`` (one JSON schema for all, or one per chat) when given."""
         if self.backend is None:
             raise RuntimeError("context generation needs a generation engine on this rank")
         cfg = self.config
         self.calls += 1
         seed = self.groups.shard_seed(derive_seed(cfg.train.seed, _PHASE_ID["context"], self.step, self.calls))
-        extra = {"schema": schema} if schema is not None else {}
+        per_chat = schemas_per_chat(schema, len(chats))
 
-        def work(shard: list[list[dict[str, str]]], _replica: int) -> list[str]:
+        def work(shard: list[tuple[list[dict[str, str]], dict | None]], _replica: int) -> list[str]:
             if not shard:
                 return []
             temperature = cfg.rollout.temperature if cfg.context.temperature is None else cfg.context.temperature
-            gens = self.backend.generate(shard, n=1, temperature=temperature, top_p=cfg.rollout.top_p,
+            shard_schemas = [s for _, s in shard]
+            extra = {"schema": shard_schemas} if any(s is not None for s in shard_schemas) else {}
+            gens = self.backend.generate([c for c, _ in shard], n=1, temperature=temperature,
+                                         top_p=cfg.rollout.top_p,
                                          max_tokens=max(1, cfg.context.max_reflection_tokens), seed=seed, **extra)
             too_long = sum(g[0].finish_reason == "prompt_too_long" for g in gens)
             if too_long:
@@ -157,7 +161,7 @@ class ContextGenerator:
                     cfg.rollout.max_model_len)
             return [g[0].text for g in gens]
 
-        return self.groups.run(chats, work)
+        return self.groups.run(list(zip(chats, per_chat)), work)
 
 
 class Timer:

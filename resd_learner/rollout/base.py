@@ -16,6 +16,24 @@ from resd_learner.seeding import derive_seed
 
 
 Messages = Sequence[Mapping[str, str]]
+Schema = dict[str, Any]
+SchemaArg = Schema | Sequence[Schema | None] | None
+"""The ``schema`` argument of ``generate``: one JSON schema for every chat, one per chat (None = that
+chat is free-form), or None (all free-form)."""
+
+
+def schemas_per_chat(schema: SchemaArg, count: int) -> list[Schema | None]:
+    """``schema`` as one entry per chat of a batch of ``count``.
+
+    Raises:
+        ValueError: a per-chat list whose length is not ``count``.
+    """
+    if schema is None or isinstance(schema, Mapping):
+        return [schema] * count  # type: ignore[list-item]
+    listed = list(schema)
+    if len(listed) != count:
+        raise ValueError(f"got {len(listed)} schemas for {count} chats; pass one schema, or exactly one per chat")
+    return listed
 
 
 @dataclass(frozen=True)
@@ -54,13 +72,14 @@ class GenerationBackend(Protocol):
         top_p: float = 1.0,
         max_tokens: int = 256,
         seed: int = 0,
-        schema: dict[str, Any] | None = None,
+        schema: SchemaArg = None,
         stop: Sequence[str] = (),
     ) -> list[list[Generation]]:
         """``n`` generations for each chat in ``messages_batch`` (outer list in input order).
 
         ``temperature=0`` is greedy decoding. The same ``seed`` gives the same samples. With a JSON
-        ``schema`` (only when :attr:`supports_schema`) every completion is constrained to it; a
+        ``schema`` (only when :attr:`supports_schema`) every completion is constrained to it (a list
+        gives each chat its own schema, None entries leaving that chat free-form); a
         completion cut off by ``max_tokens`` can still be incomplete JSON. ``stop`` strings end a
         completion at the first token whose text completes one of them (that token is kept, so the
         text includes the stop string; finish_reason "stop").

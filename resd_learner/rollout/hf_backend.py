@@ -18,7 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from resd_learner.rollout.base import Generation, Messages, render_prompt_ids, stop_string_end
+from resd_learner.rollout.base import (
+    Generation,
+    Messages,
+    SchemaArg,
+    render_prompt_ids,
+    schemas_per_chat,
+    stop_string_end,
+)
 
 
 class HfBackend:
@@ -73,21 +80,24 @@ class HfBackend:
         top_p: float = 1.0,
         max_tokens: int = 256,
         seed: int = 0,
-        schema: dict[str, Any] | None = None,
+        schema: SchemaArg = None,
         stop: Sequence[str] = (),
     ) -> list[list[Generation]]:
-        """See :class:`~resd_learner.rollout.base.GenerationBackend`; ``schema`` constrains every
-        completion to that JSON schema (needs :attr:`supports_schema`); each completion is cut after
+        """See :class:`~resd_learner.rollout.base.GenerationBackend`; ``schema`` constrains the
+        completions to that JSON schema, or each chat's to its own (needs :attr:`supports_schema`;
+        constrained and free-form chats go in separate chunks); each completion is cut after
         the token that completes a ``stop`` string (generation of the chunk stops once every row has)."""
-        grammar = self._grammar(schema) if schema is not None else None
         prompts = [render_prompt_ids(self.tokenizer, m, enable_thinking=self.enable_thinking) for m in messages_batch]
+        grammars = [self._grammar(s) if s is not None else None for s in schemas_per_chat(schema, len(prompts))]
         flat = [(i, ids) for i, ids in enumerate(prompts) for _ in range(n)]
         results: list[Generation] = []
         torch = self._torch
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(int(seed))
-            for start in range(0, len(flat), self.batch_size):
-                results.extend(self._generate_chunk([ids for _, ids in flat[start : start + self.batch_size]],
+            for chunk in _chunks(flat, [grammars[i] is not None for i, _ in flat], self.batch_size):
+                chunk_grammars = [grammars[i] for i, _ in chunk]
+                grammar = chunk_grammars if chunk_grammars[0] is not None else None
+                results.extend(self._generate_chunk([ids for _, ids in chunk],
                                                     temperature, top_p, max_tokens, grammar, tuple(stop)))
         out: list[list[Generation]] = [[] for _ in prompts]
         for (i, _), gen in zip(flat, results):
@@ -115,12 +125,14 @@ class HfBackend:
 
     def _generate_chunk(self, prompts: list[list[int]], temperature: float, top_p: float,
                         max_tokens: int, grammar: Any = None, stop: tuple[str, ...] = ()) -> list[Generation]:
+        """Generate for one padded chunk; ``grammar`` is None, one compiled grammar, or one per row."""
         torch = self._torch
         budget = min(max_tokens, max(0, self.max_model_len - max(len(p) for p in prompts)))
         if budget < 1:  # generate one by one so that only the overlong prompts are skipped
             if len(prompts) > 1:
-                return [g for p in prompts
-                        for g in self._generate_chunk([p], temperature, top_p, max_tokens, grammar, stop)]
+                rows = grammar if isinstance(grammar, list) else [grammar] * len(prompts)
+                return [g for p, row_grammar in zip(prompts, rows)
+                        for g in self._generate_chunk([p], temperature, top_p, max_tokens, row_grammar, stop)]
             return [Generation("", [], None, "prompt_too_long", tuple(prompts[0]))]
         width = max(len(p) for p in prompts)
         input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
@@ -182,6 +194,19 @@ class HfBackend:
 
     def close(self) -> None:
         self.model = None
+
+
+def _chunks(items: list[Any], constrained: list[bool], size: int) -> list[list[Any]]:
+    """Consecutive runs of at most ``size`` items whose ``constrained`` flags are equal, in order."""
+    chunks: list[list[Any]] = []
+    previous: bool | None = None
+    for item, flag in zip(items, constrained, strict=True):
+        if chunks and flag == previous and len(chunks[-1]) < size:
+            chunks[-1].append(item)
+        else:
+            chunks.append([item])
+        previous = flag
+    return chunks
 
 
 class _StopStrings:

@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from resd_learner.distributed import has_cuda
-from resd_learner.rollout.base import Generation, Messages, render_prompt_ids, request_seed
+from resd_learner.rollout.base import (
+    Generation,
+    Messages,
+    Schema,
+    SchemaArg,
+    render_prompt_ids,
+    request_seed,
+    schemas_per_chat,
+)
 
 
 def prepare_vllm_env(kv_cache_gb: float | None = None) -> None:
@@ -151,18 +159,15 @@ class VllmBackend:
         top_p: float = 1.0,
         max_tokens: int = 256,
         seed: int = 0,
-        schema: dict[str, Any] | None = None,
+        schema: SchemaArg = None,
         stop: Sequence[str] = (),
     ) -> list[list[Generation]]:
-        """See :class:`~resd_learner.rollout.base.GenerationBackend`; ``schema`` constrains every
-        completion to that JSON schema (vLLM structured outputs; see :data:`STRUCTURED_OUTPUTS_CONFIG`);
+        """See :class:`~resd_learner.rollout.base.GenerationBackend`; ``schema`` constrains the
+        completions to that JSON schema, or each chat's to its own (vLLM structured outputs, one
+        request each; see :data:`STRUCTURED_OUTPUTS_CONFIG`);
         ``stop`` is vLLM's stop-string list, with the stop string kept in the output."""
-        structured = None
-        if schema is not None:
-            from vllm.sampling_params import StructuredOutputsParams
-
-            structured = StructuredOutputsParams(json=schema)
         prompts = [render_prompt_ids(self.tokenizer, m, enable_thinking=self.enable_thinking) for m in messages_batch]
+        structured = _structured_params(schemas_per_chat(schema, len(prompts)))
         out: list[list[Generation]] = [[] for _ in prompts]
         requests, params, owners = [], [], []
         for i, ids in enumerate(prompts):
@@ -173,7 +178,7 @@ class VllmBackend:
             requests.append({"prompt_token_ids": ids})
             params.append(self._sampling_params(
                 n=n, temperature=temperature, top_p=top_p if temperature > 0 else 1.0, max_tokens=budget,
-                seed=request_seed(seed, i), logprobs=0, structured_outputs=structured,
+                seed=request_seed(seed, i), logprobs=0, structured_outputs=structured[i],
                 stop=list(stop) or None, include_stop_str_in_output=True,
             ))
             owners.append(i)
@@ -202,3 +207,24 @@ class VllmBackend:
 
     def close(self) -> None:
         self.llm = None
+
+
+def _structured_params(schemas: list[Schema | None]) -> list[Any]:
+    """vLLM ``StructuredOutputsParams`` for each schema (None stays None); equal schemas share one object."""
+    if all(s is None for s in schemas):
+        return list(schemas)
+    import json
+
+    from vllm.sampling_params import StructuredOutputsParams
+
+    made: dict[str, Any] = {}
+    out = []
+    for s in schemas:
+        if s is None:
+            out.append(None)
+            continue
+        key = json.dumps(s, sort_keys=True)
+        if key not in made:
+            made[key] = StructuredOutputsParams(json=s)
+        out.append(made[key])
+    return out

