@@ -81,12 +81,17 @@ def sample_views(samples: Sequence[Sample], success_threshold: float) -> list[Sa
 
     A sample succeeds when its reward is >= ``success_threshold``. As in the official reward code, a
     response that passes every test has no feedback (""); otherwise the view carries the env's
-    privileged feedback when it offers one (:attr:`Score.context_feedback`), else its normal feedback.
+    privileged feedback when it offers one (:attr:`Score.context_feedback`), else its normal feedback,
+    and the policy-safe feedback in ``policy_feedback``.
     """
-    return [SampleView(example_id=s.task.example_id, group_index=s.group_index, prompt=s.task.prompt,
-                       response=s.response_text, reward=s.reward, success=s.reward >= success_threshold,
-                       feedback="" if s.score is None or s.score.passed else s.score.context_feedback)
-            for s in samples]
+    views = []
+    for s in samples:
+        failed = s.score is not None and not s.score.passed
+        views.append(SampleView(example_id=s.task.example_id, group_index=s.group_index, prompt=s.task.prompt,
+                                response=s.response_text, reward=s.reward, success=s.reward >= success_threshold,
+                                feedback=s.score.context_feedback if failed else "",
+                                policy_feedback=s.score.feedback if failed else ""))
+    return views
 
 
 def choose_demonstrations(views: Sequence[SampleView], method: MethodConfig,

@@ -73,6 +73,14 @@ class ContextConfig:
     """Generate reflector, success-tagger and curator outputs under their JSON schemas
     (``context/schemas.py``): "on", "off" (the official free-form generation, read by the lenient
     parser) or "auto" (on where the backend supports it: vLLM, or the hf backend with xgrammar)."""
+    extractive_lessons: bool = False
+    """The reflector's ``key_insight`` and each curator ADD's ``content`` must be one clause of the failed
+    attempt's feedback (``context/extractive.py``): the model chooses the lesson and whether and where to
+    add it, the environment's feedback supplies the words. For models too small to write a lesson
+    (SmolLM2-135M echoed the prompt's format examples under three prompt formats); needs structured
+    output (``structured_output`` auto with a backend that supports it, or on). A failure whose feedback
+    has no clause of three or more words gets no reflector or curator call. Off by default: the
+    official reflector and curator write free text."""
     max_slot_chars: int = 16000
     """Character cap for each long text slot (prompt, response, feedback, reflection) inside reflector,
     tagger and curator prompts; longer texts keep their head and tail around a trimming marker. This
@@ -111,6 +119,11 @@ class ContextConfig:
             problems.append(
                 f"context.structured_output={self.structured_output!r} is unknown; "
                 f"use one of {list(STRUCTURED_OUTPUT_MODES)}"
+            )
+        if self.extractive_lessons and self.structured_output == "off":
+            problems.append(
+                "context.extractive_lessons=True needs schema-constrained generation (the schema restricts the "
+                "lesson to clauses of the feedback); set context.structured_output=auto or on"
             )
         if self.curate and not self.reflect and self.enabled:
             problems.append(

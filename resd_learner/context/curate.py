@@ -15,14 +15,13 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from .parsing import AddOperation, CurationParse, cap_middle, parse_curation, strip_thinking
 from .playbook import SECTION_KEYS, Playbook, PlaybookEntry, dedup_key
 from .prompts.curator import CURATOR_TEMPLATE
 from .prompts.reflector import EMPTY_PLAYBOOK
 from .reflect import run_batch
-from .types import Generate, SampleView
+from .types import Generate, SampleView, SchemaArg
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ def propose(
     *,
     max_slot_chars: int,
     remove_thinking: bool = True,
-    schema: dict[str, Any] | None = None,
+    schema: SchemaArg = None,
 ) -> list[CurationParse]:
     """One curator prompt per (reflection, sample) pair, all on the current snapshot, one call (under
     ``schema`` when given)."""

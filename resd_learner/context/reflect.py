@@ -9,12 +9,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from .parsing import EMPTY_RESPONSE_SENTINEL, TagParse, cap_middle, parse_tags, strip_thinking
 from .prompts.reflector import EMPTY_FEEDBACK, EMPTY_PLAYBOOK, REFLECTOR_TEMPLATE
 from .prompts.success_tagger import SUCCESS_TAGGER_TEMPLATE
-from .types import Generate, SampleView
+from .types import Generate, SampleView, SchemaArg
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +67,7 @@ def success_tagger_messages(
 
 
 def run_batch(
-    generate: Generate, batch: list[list[dict[str, str]]], *, what: str, schema: dict[str, Any] | None = None
+    generate: Generate, batch: list[list[dict[str, str]]], *, what: str, schema: SchemaArg = None
 ) -> list[str]:
     """Call ``generate`` once for ``batch``; check the answer's shape (a backend bug, so it raises).
 
@@ -114,7 +113,7 @@ def reflect(
     *,
     max_slot_chars: int,
     remove_thinking: bool = True,
-    schema: dict[str, Any] | None = None,
+    schema: SchemaArg = None,
 ) -> list[Reflection]:
     """One reflector prompt per sample (all failed), sent in a single ``generate`` call (under ``schema``)."""
     batch = [
@@ -132,7 +131,7 @@ def tag_successes(
     *,
     max_slot_chars: int,
     remove_thinking: bool = True,
-    schema: dict[str, Any] | None = None,
+    schema: SchemaArg = None,
 ) -> list[Reflection]:
     """One success-tagger prompt per correct sample, sent in a single ``generate`` call (under ``schema``)."""
     batch = [

