@@ -12,7 +12,9 @@ variant of the prompts' closing format instruction:
 - ``keys_only``: the same instructions, the example replaced by a sentence listing the keys, so
   there is no value to copy (the schema still fixes the shape);
 - ``worked_example``: the example filled in for an unrelated task (a unit conversion), with the
-  request to write about this attempt instead.
+  request to write about this attempt instead;
+- ``extractive``: the shipped prompts with ``context.extractive_lessons`` on (the schema restricts
+  ``key_insight`` and each addition to clauses of the attempt's feedback; ``context/extractive.py``).
 
 For each variant it prints the updater's counters, the distinct texts of the reflections'
 ``key_insight`` field and the distinct curator additions with how often each was proposed, and the
@@ -24,6 +26,7 @@ playbook at the end. The student weights are the run's base model (no training h
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import json
 import time
@@ -67,7 +70,7 @@ reflection (a unit conversion answered in the wrong unit); write your own lesson
   ]
 }}
 """
-VARIANTS = ("official", "keys_only", "worked_example")
+VARIANTS = ("official", "keys_only", "worked_example", "extractive")
 
 
 def variant_templates(variant: str) -> tuple[str, str]:
@@ -76,7 +79,7 @@ def variant_templates(variant: str) -> tuple[str, str]:
     from resd_learner.context.prompts.curator import CURATOR_TEMPLATE
     from resd_learner.context.prompts.reflector import REFLECTOR_TEMPLATE
 
-    if variant == "official":
+    if variant in ("official", "extractive"):
         return REFLECTOR_TEMPLATE, CURATOR_TEMPLATE
     for name, template, marker in (("reflector", REFLECTOR_TEMPLATE, _REFLECTOR_SPLIT),
                                    ("curator", CURATOR_TEMPLATE, _CURATOR_SPLIT)):
@@ -111,14 +114,15 @@ def probe(variant: str, config: Any, backend: Any, source: Any, run_dir: Path, s
     tasks = {task.example_id: task for task in source.tasks(config.env.train_split, config.env.num_train)}
     step_seed = {"step": 0, "call": 0}
 
-    def generate(chats: list[list[dict[str, str]]], schema: dict | None = None) -> list[str]:
+    def generate(chats: list[list[dict[str, str]]], schema: Any = None) -> list[str]:
         step_seed["call"] += 1
         gens = backend.generate(chats, n=1, temperature=config.context.temperature, top_p=config.rollout.top_p,
                                 max_tokens=config.context.max_reflection_tokens,
                                 seed=1000 * step_seed["step"] + step_seed["call"], schema=schema)
         return [g[0].text for g in gens]
 
-    updater = ContextUpdater(config.context, generate, seed=config.train.seed, supports_schema=True)
+    context = dataclasses.replace(config.context, extractive_lessons=variant == "extractive")
+    updater = ContextUpdater(context, generate, seed=config.train.seed, supports_schema=True)
     totals: Counter[str] = Counter()
     insights: Counter[str] = Counter()
     additions: Counter[str] = Counter()
@@ -131,7 +135,7 @@ def probe(variant: str, config: Any, backend: Any, source: Any, run_dir: Path, s
         samples = [SampleView(example_id=row["example_id"], group_index=row["group_index"], prompt=task.prompt,
                               response=row["response"], reward=score.reward,
                               success=score.reward >= config.method.success_threshold,
-                              feedback=score.context_feedback)
+                              feedback=score.context_feedback, policy_feedback=score.feedback)
                    for row, task, score in zip(rows, picked, scores)]
         update = updater.update(step, samples)
         totals.update({k: int(v) for k, v in update.stats.items() if not k.startswith("total/") and
@@ -154,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path, help="a quickstart run directory with records/ (its config.yaml is used)")
     parser.add_argument("--steps", type=int, default=2, help="recorded steps to replay (from step 1)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--max-reflection-tokens", type=int,
+                        help="override the run's context.max_reflection_tokens (the reflector/curator cap)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
 
@@ -165,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     from resd_learner.warm_start import warm_started_model
 
     config = with_resolved_dtype(load_config(args.run_dir / "config.yaml"))
+    if args.max_reflection_tokens is not None:
+        config = dataclasses.replace(config, context=dataclasses.replace(
+            config.context, max_reflection_tokens=args.max_reflection_tokens))
     model_dir = warm_started_model(resolve_model_path(config.model.path, config.model.cache_dir), config.warm_start,
                                    env_id=config.env.id, train_split=config.env.train_split,
                                    num_train=config.env.num_train, family_kwargs=dict(config.env.kwargs),

@@ -33,7 +33,8 @@ def test_variants_replace_only_the_closing_format_instruction(probe, variant):
         assert all(slot in filled for slot in slots) and "{{" not in filled
 
 def test_official_variant_is_the_shipped_prompts_and_unknown_ones_are_refused(probe):
-    assert probe.variant_templates("official") == (reflector.REFLECTOR_TEMPLATE, curator.CURATOR_TEMPLATE)
+    for variant in ("official", "extractive"):  # extractive changes the schema, not the prompts
+        assert probe.variant_templates(variant) == (reflector.REFLECTOR_TEMPLATE, curator.CURATOR_TEMPLATE)
     with pytest.raises(ValueError, match="unknown variant"):
         probe.variant_templates("few_shot")
 
