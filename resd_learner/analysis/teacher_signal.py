@@ -14,7 +14,8 @@ For each task in the config:
      as a failed sample with n = 1 has no successful peer);
    - ``resd``: the RESD teacher prompt (playbook, previous trial, feedback, reflection);
    - optional ablations ``resd_no_playbook``, ``resd_no_reflection`` and ``resd_no_previous_trial``
-     (the trainer's ``method.use_previous_trial: false``).
+     (the trainer's ``method.use_previous_trial: false``), and ``resd_no_previous_trial_no_playbook``
+     (the playbook's share of the teacher the quickstart trains with).
    The student sequence is the original chat prompt + the response.
 4. **Loss.** One frozen model plays student and teacher (the released RESD code's teacher is the
    frozen initial model). The per-token distillation loss is :func:`resd_learner.loss.f_divergence_loss`
@@ -44,7 +45,8 @@ from typing import Any
 
 from resd_learner.analysis import token_mass
 
-CONTEXTS: tuple[str, ...] = ("sdpo", "resd", "resd_no_playbook", "resd_no_reflection", "resd_no_previous_trial")
+CONTEXTS: tuple[str, ...] = ("sdpo", "resd", "resd_no_playbook", "resd_no_reflection", "resd_no_previous_trial",
+                             "resd_no_previous_trial_no_playbook")
 SNIPPET_CHARS = 300
 
 
@@ -79,6 +81,7 @@ class TeacherSignalConfig:
     ``model`` is first format-warm-started on the first task's train split, exactly as a run with
     that section would (the same cached model), so a run's base model can be analysed."""
     dtype: str = "float32"
+    """float32, bfloat16, or auto (the trainer's rule: bfloat16 where the CPU or GPU computes it natively)."""
     seed: int = 0
     temperature: float = 1.0
     top_p: float = 0.95
@@ -92,6 +95,10 @@ class TeacherSignalConfig:
     structured_output: str = "auto"
     """Reflector / curator outputs under their JSON schemas, as the trainer's ``context.structured_output``
     (auto: on when the backend can constrain generation)."""
+    context: dict[str, Any] = field(default_factory=dict)
+    """Further :class:`~resd_learner.context.config.ContextConfig` fields for the context update (e.g. the
+    quickstart's ``drop_template_echo``, ``drop_non_lessons``, ``deduplicate``, ``extractive_lessons``);
+    the budget, concise method, token cap, temperature and structured output come from the keys above."""
     max_model_len: int = 8192
     teacher_max_length: int = 6144
     """Token budget of a teacher prompt (response excluded); sections are trimmed to fit."""
@@ -120,8 +127,15 @@ class TeacherSignalConfig:
         unknown = [c for c in self.contexts if c not in CONTEXTS]
         if unknown or "sdpo" not in self.contexts or "resd" not in self.contexts:
             problems.append(f"contexts={self.contexts}: must include 'sdpo' and 'resd', others from {list(CONTEXTS)}")
-        if self.dtype not in ("float32", "bfloat16"):
-            problems.append(f"dtype={self.dtype!r}: use float32 or bfloat16")
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            problems.append(f"dtype={self.dtype!r}: use auto, float32 or bfloat16")
+        owned = {"playbook_budget", "concise_method", "max_reflection_tokens", "structured_output", "temperature"}
+        from resd_learner.context.config import ContextConfig
+
+        known = set(ContextConfig.__dataclass_fields__) - owned
+        if set(self.context) - known:
+            problems.append(f"context: unknown or owned key(s) {sorted(set(self.context) - known)}; valid keys: "
+                            f"{sorted(known)}")
         for name in ("max_tokens", "context_max_tokens", "teacher_max_length", "top_tokens", "bootstrap_resamples",
                      "num_threads"):
             if int(getattr(self, name)) < 1:
@@ -181,6 +195,7 @@ class Failure:
     response: str
     feedback: str
     """What the trainer's teacher and reflector would see: the env's privileged feedback when offered."""
+    policy_feedback: str
     reward: float
     per_test_case: float
     error_type: str | None
@@ -212,8 +227,8 @@ def collect_failures(backend: Any, task: TaskSpec, config: TeacherSignalConfig, 
             if score.per_task >= 1.0 or not gen.token_ids:
                 continue
             failures.append(Failure(prompt.task_id, prompt.messages, list(gen.prompt_ids), list(gen.token_ids),
-                                    gen.text, score.context_feedback or score.feedback, score.reward, score.per_test_case, score.error_type,
-                                    gen.finish_reason))
+                                    gen.text, score.context_feedback or score.feedback, score.feedback, score.reward,
+                                    score.per_test_case, score.error_type, gen.finish_reason))
     return failures, scanned
 
 
@@ -228,7 +243,7 @@ def run_context_update(backend: Any, failures: Sequence[Failure], task: TaskSpec
 
     temperature = config.temperature if config.context_temperature is None else config.context_temperature
 
-    def generate(batch: list[list[dict[str, str]]], schema: dict[str, Any] | None = None) -> list[str]:
+    def generate(batch: list[list[dict[str, str]]], schema: Any = None) -> list[str]:
         calls[0] += 1
         extra = {"schema": schema} if schema is not None else {}
         outs = backend.generate(batch, n=1, temperature=temperature, top_p=config.top_p,
@@ -237,12 +252,13 @@ def run_context_update(backend: Any, failures: Sequence[Failure], task: TaskSpec
 
     context_cfg = ContextConfig(playbook_budget=task.playbook_budget, concise_method=task.concise_method,
                                 max_reflection_tokens=config.context_max_tokens,
-                                structured_output=config.structured_output, temperature=config.context_temperature)
+                                structured_output=config.structured_output, temperature=config.context_temperature,
+                                **config.context)
     updater = ContextUpdater(context_cfg, generate, seed=seed,
                              supports_schema=bool(getattr(backend, "supports_schema", False)))
     samples = [
         SampleView(example_id=f.task_id, group_index=0, prompt=_last_user(f.messages), response=f.response,
-                   reward=f.reward, success=False, feedback=f.feedback)
+                   reward=f.reward, success=False, feedback=f.feedback, policy_feedback=f.policy_feedback)
         for f in failures
     ]
     return updater.update(0, samples)
@@ -259,8 +275,8 @@ def teacher_inputs(tokenizer: Any, failure: Failure, context: str, *, reflection
     return build_teacher_inputs(
         tokenizer, prompt_messages=failure.messages, response_ids=failure.response_ids, feedback=failure.feedback,
         reflection=reflection, playbook=playbook, solution="", template=template, max_length=max_length,
-        previous_trial=failure.response, use_playbook=context != "resd_no_playbook",
-        use_reflection=context != "resd_no_reflection", use_previous_trial=context != "resd_no_previous_trial",
+        previous_trial=failure.response, use_playbook=not context.endswith("_no_playbook"),
+        use_reflection=context != "resd_no_reflection", use_previous_trial="_no_previous_trial" not in context,
     )
 
 
@@ -404,6 +420,7 @@ def analyse_task(backend: Any, task: TaskSpec, config: TeacherSignalConfig, *, s
 def load_backend(config: TeacherSignalConfig) -> Any:
     """The transformers generation backend (its ``.model`` is also used for the teacher forwards)."""
     from resd_learner.models import load_tokenizer, resolve_model_path
+    from resd_learner.precision import resolve_dtype
     from resd_learner.rollout.hf_backend import HfBackend
 
     model_dir = resolve_model_path(config.model)
@@ -413,7 +430,10 @@ def load_backend(config: TeacherSignalConfig) -> Any:
         model_dir = warm_started_model(model_dir, WarmStartConfig(**config.warm_start), env_id=config.tasks[0].env_id,
                                        train_split="train", num_train=0,
                                        family_kwargs=dict(config.tasks[0].family_kwargs))
-    backend = HfBackend(model_dir, load_tokenizer(model_dir), dtype=config.dtype, max_model_len=config.max_model_len)
+    dtype, why = resolve_dtype(config.dtype)
+    if config.dtype == "auto":
+        _log(f"dtype=auto -> {dtype} ({why})")
+    backend = HfBackend(model_dir, load_tokenizer(model_dir), dtype=dtype, max_model_len=config.max_model_len)
     backend.model_dir = str(model_dir)
     return backend
 
@@ -483,7 +503,12 @@ def render_report(summary: dict[str, Any]) -> str:
         lines += [f"Error types: {res['failure_error_types']}. Context update: "
                   f"{res['reflections_nonempty']} non-empty reflections, {int(stats.get('curations_applied', 0))} "
                   f"curations applied, {int(stats.get('curations_failed', 0))} failed, playbook size "
-                  f"{int(stats.get('playbook_size', 0))}.", "", f"**{res['verdict']}**", "",
+                  f"{int(stats.get('playbook_size', 0))}."]
+        entries = [line for line in str(res.get("playbook", "")).splitlines() if line.startswith("[")]
+        if entries:
+            lines += ["", "Playbook the RESD contexts show (first 10 entries):", "",
+                      *(f"- `{line}`" for line in entries[:10])]
+        lines += ["", f"**{res['verdict']}**", "",
                   "| context | mean loss (seq-mean) | token-mean | total mass | top-10% positions' share | "
                   "log p_teacher/p_student of the failed tokens |",
                   "|---|---|---|---|---|---|"]

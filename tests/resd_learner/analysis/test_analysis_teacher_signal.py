@@ -25,7 +25,7 @@ class CountEnv(gymnasium.Env):
 
     def step(self, action):
         ok = str(self.n) in action
-        feedback = "" if ok else f"Wrong answer: expected {self.n}, got {action[:40]!r}."
+        feedback = "" if ok else f"Wrong answer: expected {self.n}, got {action[:40]!r}. Write only the digits of the number."
         return feedback, float(ok), True, False, {"passed": ok, "score": float(ok), "feedback": feedback}
 
 
@@ -44,7 +44,7 @@ def _config(**over):
     data = {
         "model": "tiny", "max_tokens": 12, "context_max_tokens": 16, "teacher_max_length": 3000,
         "max_model_len": 4096, "top_tokens": 5, "bootstrap_resamples": 50,
-        "contexts": ["sdpo", "resd", "resd_no_playbook"],
+        "contexts": ["sdpo", "resd", "resd_no_playbook", "resd_no_previous_trial_no_playbook"],
         "tasks": [{"env_id": "TeacherSignalToy-v0", "num_failures": 3, "max_prompts": 4, "alpha": 0.5}],
     }
     data.update(over)
@@ -64,6 +64,8 @@ def test_run_end_to_end(tiny_backend, tmp_path):
     sample = res["samples"][0]
     assert "feedback" in sample["contexts"]["resd"]["sections"]
     assert "previous_trial" in sample["contexts"]["resd"]["sections"]
+    bare = sample["contexts"]["resd_no_previous_trial_no_playbook"]["sections"]
+    assert "feedback" in bare and "previous_trial" not in bare and "playbook" not in bare
     assert "RESD context moves" in res["verdict"]
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["tasks"]["TeacherSignalToy-v0"]["verdict"] == res["verdict"]
@@ -100,6 +102,11 @@ def test_config_errors(tmp_path):
         _config(tasks=[{"env_id": "x", "num_failures": 5, "max_prompts": 2}])
     with pytest.raises(ValueError, match="must include 'sdpo'"):
         _config(contexts=["resd"])
+    with pytest.raises(ValueError, match=r"context: unknown or owned key\(s\) \['playbook_budget', 'wrong'\]"):
+        _config(context={"wrong": 1, "playbook_budget": 3})
+    with pytest.raises(ValueError, match="dtype='half'"):
+        _config(dtype="half")
+    assert _config(dtype="auto", context={"extractive_lessons": True}).dtype == "auto"
     assert ts.main(["--config", str(tmp_path / "none.yaml"), "--out", str(tmp_path)]) == 2
 
 
@@ -126,3 +133,17 @@ def test_context_update_generates_under_the_schemas(tiny_backend):
     free = ts.run_context_update(tiny_backend, failures, _config().tasks[0],
                                  _config(context_max_tokens=160, structured_output="off"), seed=0)
     assert free.stats["reflections_malformed"] == len(failures)
+
+
+def test_extractive_lessons_fill_the_playbook_with_clauses_of_the_feedback(tiny_backend):
+    """The analysis passes ``context:`` settings to the updater: with extractive lessons the random tiny
+    model can only add the one general clause of the toy feedback (the quoted answer is never offered)."""
+    if not tiny_backend.supports_schema:
+        pytest.skip("xgrammar is not installed")
+    cfg = _config(context_max_tokens=160, context_temperature=0.3,
+                  context={"extractive_lessons": True, "deduplicate": True})
+    failures, _ = ts.collect_failures(tiny_backend, cfg.tasks[0], cfg, seed=0)
+    update = ts.run_context_update(tiny_backend, failures, cfg.tasks[0], cfg, seed=0)
+    entries = [line for line in update.playbook.splitlines() if line.startswith("[")]
+    assert update.stats["reflections_malformed"] == 0 and update.stats["curations_applied"] == len(failures)
+    assert len(entries) == 1 and entries[0].endswith(":: Write only the digits of the number")
