@@ -36,8 +36,12 @@ ESCAPE = textwrap.dedent("""
     """)
 
 CALLER = textwrap.dedent("""
+    import signal
     import sys
     from resd_envs.sandbox import SandboxLimits, run_function_calls
+    # a caller started with SIGINT ignored (under nohup or as a background job, as a CI runner may start
+    # pytest) inherits that and would never see the test's SIGINT
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     source, tier, how = sys.argv[1], sys.argv[2], sys.argv[3]
     limits = SandboxLimits(call_timeout_s=100.0, total_timeout_s=110.0)
     try:
