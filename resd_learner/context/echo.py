@@ -93,8 +93,12 @@ def copies_source(text: str, sources: Iterable[str]) -> bool:
     return not norm or any(norm in compact(source) for source in sources)
 
 
+def word_count(text: str) -> int:
+    """Whitespace-separated pieces of ``text`` that contain an ASCII letter (what a lesson's length counts)."""
+    return sum(1 for piece in text.split() if _LETTER.search(piece))
+
+
 def is_non_lesson(text: str, sources: Iterable[str]) -> bool:
     """Whether a playbook addition states nothing: under :data:`MIN_LESSON_WORDS` words, or a copy
     (:func:`copies_source`) of the task prompt or the attempt in ``sources``."""
-    words = [piece for piece in text.split() if _LETTER.search(piece)]
-    return len(words) < MIN_LESSON_WORDS or copies_source(text, sources)
+    return word_count(text) < MIN_LESSON_WORDS or copies_source(text, sources)

@@ -31,7 +31,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from .echo import MIN_LESSON_WORDS
+from .echo import MIN_LESSON_WORDS, word_count
 from .playbook import SECTION_KEYS
 from .schemas import tag_slots, tags_schema
 
@@ -43,7 +43,6 @@ MAX_CANDIDATES = 8
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _LABEL = re.compile(r":\s+")
 _ASIDE = re.compile(r"\(([^()]*)\)")
-_LETTER = re.compile(r"[A-Za-z]")
 _QUOTED = re.compile(r"\"[^\"]*\"|`[^`]*`|(?<![A-Za-z])'[^']*'(?![A-Za-z])")
 """A quoted span; an apostrophe inside a word ("don't") opens none."""
 
@@ -64,8 +63,7 @@ def lesson_candidates(feedback: str, max_chars: int = MAX_LESSON_CHARS) -> list[
     out: list[str] = []
     for clause in clauses:
         text = " ".join(_clean(clause).split())
-        words = [w for w in text.split() if _LETTER.search(w)]
-        if _QUOTED.search(text) or len(words) < MIN_LESSON_WORDS or len(text) > min(max_chars, MAX_LESSON_CHARS):
+        if _QUOTED.search(text) or word_count(text) < MIN_LESSON_WORDS or len(text) > min(max_chars, MAX_LESSON_CHARS):
             continue
         if text not in out:
             out.append(text)

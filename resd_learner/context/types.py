@@ -6,7 +6,7 @@ callable it uses to run the student in diagnostic mode; ``ContextUpdate`` is wha
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +14,7 @@ Generate = Callable[..., list[str]]
 """``generate(batch)`` or ``generate(batch, schema=...)``: a batch of chat-message lists → exactly one
 completion text per list (same order). The ``schema`` keyword (a :data:`SchemaArg`) is passed only when
 the updater runs with structured output, and then every completion must be JSON valid under its schema."""
-SchemaArg = dict[str, Any] | list[dict[str, Any] | None] | None
+SchemaArg = dict[str, Any] | Sequence[dict[str, Any] | None] | None
 """One JSON schema for every chat of a call, a list with one per chat (``context.extractive_lessons``:
 each failure's own lesson clauses), or None (free-form)."""
 

@@ -12,14 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from resd_learner.context.types import SchemaArg
 from resd_learner.seeding import derive_seed
-
 
 Messages = Sequence[Mapping[str, str]]
 Schema = dict[str, Any]
-SchemaArg = Schema | Sequence[Schema | None] | None
-"""The ``schema`` argument of ``generate``: one JSON schema for every chat, one per chat (None = that
-chat is free-form), or None (all free-form)."""
+"""A JSON schema; ``generate``'s ``schema`` argument is a :data:`~resd_learner.context.types.SchemaArg`
+(one for every chat, one per chat with None = free-form, or None)."""
 
 
 def schemas_per_chat(schema: SchemaArg, count: int) -> list[Schema | None]:
