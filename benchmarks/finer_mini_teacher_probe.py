@@ -10,6 +10,11 @@ response under the student prompt and under several teacher contexts built from 
 - ``resd_no_previous_trial_no_reflection``, ``resd_no_previous_trial_no_playbook``, ``resd_feedback_only``;
 - ``sdpo``: the SDPO teacher prompt (prompt + feedback, or the own success as the demonstration).
 
+Each teacher context is built twice for a failure, once per way of naming the gold tag in the privileged
+feedback (``--gold-as``): ``reply`` (what FinerMini says since 2026-12-03: "The correct reply is
+<answer>TAG</answer>.", the gold written as the reply itself) and ``sentence`` (before: "The correct tag
+is TAG."); the context names carry the suffix ``@reply`` / ``@sentence``.
+
 At the deciding token (the first token after ``<answer>``) it reports, averaged over failed and over
 successful rollouts: the probability of the token the student sampled, the total probability of the
 four candidates' first tokens, and that of the gold tag's first token. The teacher "corrects" a failure
@@ -26,6 +31,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+GOLD_PHRASINGS = {
+    "reply": "The correct reply is <answer>{gold}</answer>.",
+    "sentence": "The correct tag is {gold}.",
+}
+"""The privileged sentence appended to a failure's policy feedback, by ``--gold-as`` name."""
+
 CONTEXTS = ("resd_official", "resd_no_previous_trial", "resd_no_previous_trial_no_reflection",
             "resd_no_previous_trial_no_playbook", "resd_feedback_only", "sdpo")
 
@@ -41,6 +52,16 @@ def _records(run: Path, step: int) -> list[dict[str, Any]]:
 def _playbook(run: Path, step: int) -> str:
     path = run / "records" / f"playbook_{step:06d}.md"
     return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+
+def _policy_feedback(recorded: str) -> str:
+    """A recorded rollout's feedback without the privileged gold sentence (runs record the policy text,
+    but older runs or other settings may have kept the privileged one)."""
+    for phrasing in GOLD_PHRASINGS.values():
+        marker = " " + phrasing.split("{gold}")[0]
+        if marker in recorded:
+            return recorded[: recorded.index(marker)]
+    return recorded
 
 
 def _base_model(run: Path) -> Path:
@@ -60,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir")
     parser.add_argument("--step", type=int, default=1)
     parser.add_argument("--model", default=None, help="model directory (default: the run's warm-started base)")
+    parser.add_argument("--gold-as", choices=sorted(GOLD_PHRASINGS), nargs="+", default=sorted(GOLD_PHRASINGS),
+                        help="how the privileged feedback names the gold tag of a failure (default: both)")
     args = parser.parse_args(argv)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -104,23 +127,27 @@ def main(argv: list[str] | None = None) -> int:
         if len(response) <= answer_prefix:
             continue
         passed = bool(row["passed"])
-        feedback = row["feedback"] if passed else f"{row['feedback']} The correct tag is {task['gold']}."
+        policy = _policy_feedback(row["feedback"])
         solution = row["response"] if passed else ""
         student = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
         prefixes = {"student": list(student["input_ids"] if hasattr(student, "keys") else student)}
-        for context in CONTEXTS:
-            if context == "sdpo":
-                built = build_sdpo_teacher_inputs(tokenizer, prompt_messages=messages, response_ids=response,
-                                                  feedback=feedback, solution=solution, max_length=1024)
-            else:
-                built = build_teacher_inputs(
-                    tokenizer, prompt_messages=messages, response_ids=response, feedback=feedback, solution=solution,
-                    reflection="" if "no_reflection" in context or context == "resd_feedback_only"
-                    else reflections.get(row["example_id"], ""),
-                    playbook="" if "no_playbook" in context or context == "resd_feedback_only" else playbook,
-                    template="generic", max_length=1024, previous_trial=row["response"],
-                    use_previous_trial=context == "resd_official")
-            prefixes[context] = list(built.input_ids[: built.response_start])
+        for phrasing in ([""] if passed else args.gold_as):
+            feedback = policy if passed else f"{policy} {GOLD_PHRASINGS[phrasing].format(gold=task['gold'])}"
+            suffix = f"@{phrasing}" if phrasing else ""
+            for context in CONTEXTS:
+                if context == "sdpo":
+                    built = build_sdpo_teacher_inputs(tokenizer, prompt_messages=messages, response_ids=response,
+                                                      feedback=feedback, solution=solution, max_length=1024)
+                else:
+                    built = build_teacher_inputs(
+                        tokenizer, prompt_messages=messages, response_ids=response, feedback=feedback,
+                        solution=solution,
+                        reflection="" if "no_reflection" in context or context == "resd_feedback_only"
+                        else reflections.get(row["example_id"], ""),
+                        playbook="" if "no_playbook" in context or context == "resd_feedback_only" else playbook,
+                        template="generic", max_length=1024, previous_trial=row["response"],
+                        use_previous_trial=context == "resd_official")
+                prefixes[context + suffix] = list(built.input_ids[: built.response_start])
         candidates = sorted({first_token(c) for c in task["candidates"]})
         sampled, gold = response[answer_prefix], first_token(task["gold"])
         for name, prefix in prefixes.items():
@@ -128,12 +155,13 @@ def main(argv: list[str] | None = None) -> int:
             totals.setdefault(("success" if passed else "failure", name), []).append(
                 (float(probs[sampled]), float(probs[candidates].sum()), float(probs[gold])))
     print(f"run {run}, step {args.step}, model {model_dir}")
-    print(f"{'rollouts':9s} {'context':40s} {'n':>3s} {'p(sampled)':>11s} {'p(candidates)':>14s} {'p(gold)':>8s}")
-    order = ("student", *CONTEXTS)
+    print(f"{'rollouts':9s} {'context':48s} {'n':>3s} {'p(sampled)':>11s} {'p(candidates)':>14s} {'p(gold)':>8s}")
+    order = ["student", *CONTEXTS]
+    order += [f"{c}@{p}" for p in args.gold_as for c in CONTEXTS]
     for (kind, name), values in sorted(totals.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
         n = len(values)
         means = [sum(v[i] for v in values) / n for i in range(3)]
-        print(f"{kind:9s} {name:40s} {n:3d} {means[0]:11.3f} {means[1]:14.3f} {means[2]:8.3f}")
+        print(f"{kind:9s} {name:48s} {n:3d} {means[0]:11.3f} {means[1]:14.3f} {means[2]:8.3f}")
     return 0
 
 

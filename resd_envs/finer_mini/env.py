@@ -23,10 +23,14 @@ class FinerMiniEnv(TaskEnv):
 
     ## Feedback
     The observation says right / wrong / no answer read; ``info["privileged_feedback"]`` adds the
-    gold tag (for a teacher or reflector).
+    gold written as the expected reply, ``The correct reply is <answer>TAG</answer>.`` (for a teacher
+    or reflector); ``make(..., gold_feedback="tag")`` writes ``The correct tag is TAG.`` instead.
 
     ## Version History
     * v0: tasks derived from ACE's two FiNER files with seed 0 (``resd_envs.finer_mini.build``).
+      Since 2026-12-03 the privileged feedback writes the gold as the reply (before: ``The correct tag
+      is TAG.``, still available as ``gold_feedback="tag"``); tasks, observations and rewards are
+      unchanged, a teacher's input is not.
     """
 
     family_class: ClassVar[type[TaskFamily]] = FinerMiniFamily

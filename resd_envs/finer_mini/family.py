@@ -37,6 +37,8 @@ from resd_envs.finer_mini.build import SPLIT_FILES
 DATA_DIR = Path(__file__).resolve().parent / "data"
 _ANSWER_RE = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.IGNORECASE | re.DOTALL)
 _ROW_KEYS = ("origin", "entity", "sentence", "candidates", "gold")
+#: Accepted values of ``gold_feedback`` (see :class:`FinerMiniFamily`).
+GOLD_FEEDBACK = ("reply", "tag")
 
 
 def build_prompt(entity: str, sentence: str, candidates: Sequence[str]) -> str:
@@ -77,6 +79,10 @@ class FinerMiniFamily(TaskFamily):
     Args:
         data_dir: folder holding ``finer_mini_train.jsonl`` / ``finer_mini_test.jsonl`` (default: the
             shipped data folder).
+        gold_feedback: how the privileged feedback of a failure names the gold tag: ``"reply"``
+            (default since 2026-12-03: ``The correct reply is <answer>TAG</answer>.``, the expected
+            reply itself, which a self-teacher can continue) or ``"tag"`` (before: ``The correct tag is
+            TAG.``; reproduces the runs stored before that date). Scores do not depend on it.
     """
 
     env_id: ClassVar[str] = "resd/FinerMini-v0"
@@ -84,8 +90,14 @@ class FinerMiniFamily(TaskFamily):
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
     runs_code: ClassVar[bool] = False
 
-    def __init__(self, data_dir: str | Path | None = None) -> None:
+    def __init__(self, data_dir: str | Path | None = None, gold_feedback: str = "reply") -> None:
         super().__init__()
+        if gold_feedback not in GOLD_FEEDBACK:
+            raise ConfigError(
+                f"{self.env_id}: gold_feedback={gold_feedback!r} is not one of {', '.join(map(repr, GOLD_FEEDBACK))}; "
+                "'reply' writes the gold as the expected reply, 'tag' names it in a sentence"
+            )
+        self.gold_feedback = gold_feedback
         self.data_dir = DATA_DIR if data_dir is None else Path(data_dir).expanduser()
         if not self.data_dir.is_dir():
             raise ConfigError(
@@ -128,7 +140,7 @@ class FinerMiniFamily(TaskFamily):
             policy = f"Correct: {predicted} is the right tag."
         else:
             policy = f"Wrong: {predicted} is not the right tag for \"{task['entity']}\"."
-        privileged = policy if correct else f"{policy} The correct tag is {gold}."
+        privileged = policy if correct else f"{policy} {self.gold_sentence(task)}"
         message = "correct" if correct else ("no answer read" if predicted is None else f"answered {predicted}")
         return Evaluation(
             test_results=(TestResult("q1", correct, message),),
@@ -138,11 +150,18 @@ class FinerMiniFamily(TaskFamily):
             privileged_feedback=cap_text(privileged, max_chars),
         )
 
+    def gold_sentence(self, task: Task) -> str:
+        """The sentence the privileged feedback of a failure ends with (``gold_feedback``'s phrasing)."""
+        if self.gold_feedback == "tag":
+            return f"The correct tag is {task['gold']}."
+        return f"The correct reply is {self.reference_response(task)}."
+
     def reference_response(self, task: Task) -> str:
         return f"<answer>{task['gold']}</answer>"
 
     def describe(self) -> dict[str, Any]:
-        return {"data": str(self.data_dir), "variant_of": "resd/Finer-v0", "candidates_per_task": 4}
+        return {"data": str(self.data_dir), "variant_of": "resd/Finer-v0", "candidates_per_task": 4,
+                "gold_feedback": self.gold_feedback}
 
 
 @functools.lru_cache(maxsize=8)

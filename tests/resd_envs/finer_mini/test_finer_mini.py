@@ -106,7 +106,30 @@ def test_privileged_feedback_names_the_gold_tag() -> None:
     wrong = next(c for c in row["candidates"] if c != row["gold"])
     result = family.evaluate(row, wrong)
     assert row["gold"] in result.privileged_feedback and row["gold"] not in result.feedback
+    # the gold is written as the reply itself, the form a small teacher copies (docs/finer_mini.md)
+    assert result.privileged_feedback.endswith(f"The correct reply is {family.reference_response(row)}.")
+    assert result.privileged_feedback.startswith(result.feedback)
     assert family.evaluate(row, family.reference_response(row)).passed
+    assert family.evaluate(row, "hello").privileged_feedback.endswith(f"<answer>{row['gold']}</answer>.")
+
+
+def test_gold_feedback_tag_restores_the_earlier_sentence_and_keeps_the_scores() -> None:
+    reply, tag = FinerMiniFamily(), FinerMiniFamily(gold_feedback="tag")
+    row = reply.tasks("test")[0]
+    wrong = next(c for c in row["candidates"] if c != row["gold"])
+    old = tag.evaluate(row, wrong)
+    assert old.privileged_feedback == f"{old.feedback} The correct tag is {row['gold']}."
+    assert old.test_results == reply.evaluate(row, wrong).test_results
+    assert tag.describe()["gold_feedback"] == "tag"
+    env = resd_envs.make(ENV_ID, gold_feedback="tag")
+    env.reset(seed=0)
+    _, _, _, _, info = env.step("hello")
+    assert info["privileged_feedback"].endswith(f"The correct tag is {env.unwrapped.task['gold']}.")
+
+
+def test_unknown_gold_feedback_is_a_clear_config_error() -> None:
+    with pytest.raises(ConfigError, match="gold_feedback='answer' is not one of 'reply', 'tag'"):
+        FinerMiniFamily(gold_feedback="answer")
 
 
 def test_env_episode_and_registry_summary_say_it_is_not_the_benchmark() -> None:

@@ -25,7 +25,8 @@ def test_copies_and_beginnings_of_the_examples_are_echoes(text):
     assert is_template_echo(text)
 
 
-@pytest.mark.parametrize("text", ["The correct tag is CashAndCashEquivalents", "the lesson is to read the units",
+@pytest.mark.parametrize("text", ["The correct tag is CashAndCashEquivalents",
+                                  "The correct reply is <answer>Goodwill</answer>", "the lesson is to read the units",
                                   "Myriad strengths", "why it failed: wrong units"])
 def test_text_with_anything_of_its_own_is_not_an_echo(text):
     assert not is_template_echo(text)
