@@ -74,8 +74,10 @@ def env_problems(config: EnvConfig) -> list[str]:
     action spaces, and that ``env.num_train`` / ``env.num_val`` are given for a non-resd id (its prompts
     are drawn by seed, so the count is not known). Creates the env once (no reset) for the space check.
     """
-    if not config.id or is_resd_id(config.id):
+    if not config.id:
         return []
+    if is_resd_id(config.id):
+        return _resd_kwargs_problems(config)
     out = []
     if ":" not in config.id:  # 'module:ns/Name-vN' is resolved (the module imported) by gymnasium.make
         known = list(gymnasium.envs.registry)
@@ -101,6 +103,27 @@ def env_problems(config: EnvConfig) -> list[str]:
     finally:
         env.close()
     return out
+
+
+def _resd_kwargs_problems(config: EnvConfig) -> list[str]:
+    """``env.kwargs`` checked against the resd family's constructor (unknown keywords, bad values).
+
+    Constructing a family reads no task file, so this is cheap; a family that cannot be built here
+    would fail the same way after the models load.
+    """
+    from resd_envs.core.family import check_keywords
+    from resd_envs.errors import ResdEnvError
+    from resd_envs.registration import env_entry, load_object
+
+    bare = config.id.split(":", 1)[1] if config.id.startswith("resd_envs:") else config.id
+    family_class = load_object(env_entry(bare).family_entry_point)
+    kwargs = dict(config.kwargs)
+    try:
+        check_keywords(kwargs, family_class, where="env.kwargs")
+        family_class(**kwargs)
+    except (ResdEnvError, TypeError, ValueError) as exc:
+        return [f"env.kwargs={kwargs} for env.id={config.id!r}: {' '.join(str(exc).split())}"]
+    return []
 
 
 def make_task_source(config: EnvConfig) -> TaskSource:

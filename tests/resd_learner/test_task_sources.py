@@ -181,6 +181,18 @@ def test_env_checker_problems_are_one_line_each():
     assert all("\n" not in p for p in missing + [typo, pixels])
 
 
+def test_resd_env_kwargs_are_checked_against_the_family_before_any_model_loads():
+    from resd_learner.task_sources import env_problems
+
+    assert env_problems(EnvConfig(id="resd/FinerMini-v0", kwargs={"gold_feedback": "tag"})) == []
+    [bad_value] = env_problems(EnvConfig(id="resd/FinerMini-v0", kwargs={"gold_feedback": "bogus"}))
+    assert "gold_feedback='bogus' is not one of 'reply', 'tag'" in bad_value and "resd/FinerMini-v0" in bad_value
+    [unknown] = env_problems(EnvConfig(id=MANUFACTORIA, kwargs={"reward_test": "reference"}))
+    assert "'reward_test'" in unknown and "reward_tests" in unknown
+    [several] = env_problems(EnvConfig(id="resd/BouncingSim-Easy-v0", kwargs={"sandbox": "none", "num_test": 0}))
+    assert "sandbox='none'" in several and "num_test=0" in several and "\n" not in several
+
+
 def test_cli_checks_env_and_model_before_loading(tmp_path, smoke_config_path, capsys):
     from resd_learner.cli import main
 
