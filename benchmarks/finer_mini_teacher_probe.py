@@ -11,9 +11,9 @@ response under the student prompt and under several teacher contexts built from 
 - ``sdpo``: the SDPO teacher prompt (prompt + feedback, or the own success as the demonstration).
 
 Each teacher context is built twice for a failure, once per way of naming the gold tag in the privileged
-feedback (``--gold-as``): ``reply`` (what FinerMini says since 2026-12-03: "The correct reply is
-<answer>TAG</answer>.", the gold written as the reply itself) and ``sentence`` (before: "The correct tag
-is TAG."); the context names carry the suffix ``@reply`` / ``@sentence``.
+feedback (``--gold-as``): ``sentence`` (FinerMini's default, "The correct tag is TAG.") and ``reply``
+(its ``gold_feedback="reply"``: "The correct reply is <answer>TAG</answer>.", the gold written as the
+reply itself); the context names carry the suffix ``@sentence`` / ``@reply``.
 
 At the deciding token (the first token after ``<answer>``) it reports, averaged over failed and over
 successful rollouts: the probability of the token the student sampled, the total probability of the

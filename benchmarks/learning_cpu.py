@@ -36,11 +36,6 @@ DTYPE = "bfloat16"
 """Pinned (the quickstart says ``auto``) so the stored runs are reproduced on any CPU: all of them ran in
 bf16 on a CPU with AMX-BF16. Without AVX512-BF16 / AMX bf16 is emulated and about twice as slow; pass
 ``model.dtype=float32`` for a float32 comparison (results/learning_cpu/fp32/ holds one)."""
-GOLD_FEEDBACK = "tag"
-"""Pinned FinerMini ``gold_feedback`` (the env's default is ``reply`` since 2026-12-03): the stored runs of
-``results/learning_cpu/runs/`` and ``fp32/`` name the gold tag in a sentence, so a rerun that reuses some
-of them stays one experiment. Pass ``env.kwargs.gold_feedback=reply`` (into another ``--out``) for the
-current feedback; ``results/learning_cpu/reply_feedback_fp32/`` holds such runs."""
 GRPO_GROUP = 4
 GRPO_LR = 2.0e-5
 """GRPO's learning rate: the quickstart's shared 2e-4 (tuned on RESD) broke GRPO's answer format within
@@ -74,7 +69,6 @@ def run_one(method: str, seed: int, out: Path, extra: list[str]) -> dict:
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
         command = [sys.executable, "-m", "resd_learner.cli", "--config", CONFIG, f"model.dtype={DTYPE}",
-                   f"env.kwargs.gold_feedback={GOLD_FEEDBACK}",
                    *method_overrides(method), f"train.seed={seed}", f"train.run_dir={run_dir}", *extra]
         print("+", " ".join(command), flush=True)
         start = time.perf_counter()

@@ -23,14 +23,13 @@ class FinerMiniEnv(TaskEnv):
 
     ## Feedback
     The observation says right / wrong / no answer read; ``info["privileged_feedback"]`` adds the
-    gold written as the expected reply, ``The correct reply is <answer>TAG</answer>.`` (for a teacher
-    or reflector); ``make(..., gold_feedback="tag")`` writes ``The correct tag is TAG.`` instead.
+    gold tag, ``The correct tag is TAG.`` (for a teacher or reflector); ``make(...,
+    gold_feedback="reply")`` writes it as the expected reply instead, ``The correct reply is
+    <answer>TAG</answer>.``.
 
     ## Version History
     * v0: tasks derived from ACE's two FiNER files with seed 0 (``resd_envs.finer_mini.build``).
-      Since 2026-12-03 the privileged feedback writes the gold as the reply (before: ``The correct tag
-      is TAG.``, still available as ``gold_feedback="tag"``); tasks, observations and rewards are
-      unchanged, a teacher's input is not.
+      Since 2026-12-03 ``gold_feedback="reply"`` is available; the default output is unchanged.
     """
 
     family_class: ClassVar[type[TaskFamily]] = FinerMiniFamily

@@ -38,7 +38,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 _ANSWER_RE = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.IGNORECASE | re.DOTALL)
 _ROW_KEYS = ("origin", "entity", "sentence", "candidates", "gold")
 #: Accepted values of ``gold_feedback`` (see :class:`FinerMiniFamily`).
-GOLD_FEEDBACK = ("reply", "tag")
+GOLD_FEEDBACK = ("tag", "reply")
 
 
 def build_prompt(entity: str, sentence: str, candidates: Sequence[str]) -> str:
@@ -79,10 +79,11 @@ class FinerMiniFamily(TaskFamily):
     Args:
         data_dir: folder holding ``finer_mini_train.jsonl`` / ``finer_mini_test.jsonl`` (default: the
             shipped data folder).
-        gold_feedback: how the privileged feedback of a failure names the gold tag: ``"reply"``
-            (default since 2026-12-03: ``The correct reply is <answer>TAG</answer>.``, the expected
-            reply itself, which a self-teacher can continue) or ``"tag"`` (before: ``The correct tag is
-            TAG.``; reproduces the runs stored before that date). Scores do not depend on it.
+        gold_feedback: how the privileged feedback of a failure names the gold tag: ``"tag"``
+            (default, as since v0: ``The correct tag is TAG.``) or ``"reply"`` (``The correct reply is
+            <answer>TAG</answer>.``, the expected reply itself, which a self-teacher can continue: a
+            135M teacher puts about twice the probability on the gold's first token; see
+            docs/finer_mini.md). Scores do not depend on it.
     """
 
     env_id: ClassVar[str] = "resd/FinerMini-v0"
@@ -90,12 +91,12 @@ class FinerMiniFamily(TaskFamily):
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
     runs_code: ClassVar[bool] = False
 
-    def __init__(self, data_dir: str | Path | None = None, gold_feedback: str = "reply") -> None:
+    def __init__(self, data_dir: str | Path | None = None, gold_feedback: str = "tag") -> None:
         super().__init__()
         if gold_feedback not in GOLD_FEEDBACK:
             raise ConfigError(
                 f"{self.env_id}: gold_feedback={gold_feedback!r} is not one of {', '.join(map(repr, GOLD_FEEDBACK))}; "
-                "'reply' writes the gold as the expected reply, 'tag' names it in a sentence"
+                "'tag' names the gold in a sentence, 'reply' writes it as the expected reply"
             )
         self.gold_feedback = gold_feedback
         self.data_dir = DATA_DIR if data_dir is None else Path(data_dir).expanduser()
@@ -152,9 +153,9 @@ class FinerMiniFamily(TaskFamily):
 
     def gold_sentence(self, task: Task) -> str:
         """The sentence the privileged feedback of a failure ends with (``gold_feedback``'s phrasing)."""
-        if self.gold_feedback == "tag":
-            return f"The correct tag is {task['gold']}."
-        return f"The correct reply is {self.reference_response(task)}."
+        if self.gold_feedback == "reply":
+            return f"The correct reply is {self.reference_response(task)}."
+        return f"The correct tag is {task['gold']}."
 
     def reference_response(self, task: Task) -> str:
         return f"<answer>{task['gold']}</answer>"

@@ -19,7 +19,7 @@ characters (or the bound the caller gives: the updater passes the length that fi
 budget, :func:`~resd_learner.context.schemas.field_chars`), the first :data:`MAX_CANDIDATES` distinct
 ones, in feedback order. The updater cuts them from the policy-safe feedback
 (:attr:`~resd_learner.context.types.SampleView.lesson_source`): the playbook is shared by every task,
-so a clause revealing one task's expected output ("The correct reply is ...") is never offered. Example:
+so a clause revealing one task's expected output ("The correct tag is ...") is never offered. Example:
 ``"No answer read: name exactly one of the candidate tags, copied exactly, inside <answer></answer>
 (none of the candidates was named)."`` gives ``["No answer read", "name exactly one of the candidate
 tags, copied exactly, inside <answer></answer>", "none of the candidates was named"]``.

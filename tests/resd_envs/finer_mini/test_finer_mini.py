@@ -106,29 +106,31 @@ def test_privileged_feedback_names_the_gold_tag() -> None:
     wrong = next(c for c in row["candidates"] if c != row["gold"])
     result = family.evaluate(row, wrong)
     assert row["gold"] in result.privileged_feedback and row["gold"] not in result.feedback
-    # the gold is written as the reply itself, the form a small teacher copies (docs/finer_mini.md)
-    assert result.privileged_feedback.endswith(f"The correct reply is {family.reference_response(row)}.")
-    assert result.privileged_feedback.startswith(result.feedback)
+    assert result.privileged_feedback == f"{result.feedback} The correct tag is {row['gold']}."
     assert family.evaluate(row, family.reference_response(row)).passed
-    assert family.evaluate(row, "hello").privileged_feedback.endswith(f"<answer>{row['gold']}</answer>.")
+    assert family.describe()["gold_feedback"] == "tag"
 
 
-def test_gold_feedback_tag_restores_the_earlier_sentence_and_keeps_the_scores() -> None:
-    reply, tag = FinerMiniFamily(), FinerMiniFamily(gold_feedback="tag")
-    row = reply.tasks("test")[0]
+def test_gold_feedback_reply_writes_the_gold_as_the_reply_and_keeps_the_scores() -> None:
+    tag, reply = FinerMiniFamily(), FinerMiniFamily(gold_feedback="reply")
+    row = tag.tasks("test")[0]
     wrong = next(c for c in row["candidates"] if c != row["gold"])
-    old = tag.evaluate(row, wrong)
-    assert old.privileged_feedback == f"{old.feedback} The correct tag is {row['gold']}."
-    assert old.test_results == reply.evaluate(row, wrong).test_results
-    assert tag.describe()["gold_feedback"] == "tag"
-    env = resd_envs.make(ENV_ID, gold_feedback="tag")
+    written = reply.evaluate(row, wrong)
+    # the gold as the reply itself, the form a small self-teacher continues (docs/finer_mini.md)
+    assert written.privileged_feedback == f"{written.feedback} The correct reply is <answer>{row['gold']}</answer>."
+    assert written.feedback == tag.evaluate(row, wrong).feedback
+    assert written.test_results == tag.evaluate(row, wrong).test_results
+    assert reply.evaluate(row, "hello").privileged_feedback.endswith(f"<answer>{row['gold']}</answer>.")
+    assert reply.evaluate(row, reply.reference_response(row)).privileged_feedback == "Correct: " \
+        f"{row['gold']} is the right tag."
+    env = resd_envs.make(ENV_ID, gold_feedback="reply")
     env.reset(seed=0)
     _, _, _, _, info = env.step("hello")
-    assert info["privileged_feedback"].endswith(f"The correct tag is {env.unwrapped.task['gold']}.")
+    assert info["privileged_feedback"].endswith(f"The correct reply is <answer>{env.unwrapped.task['gold']}</answer>.")
 
 
 def test_unknown_gold_feedback_is_a_clear_config_error() -> None:
-    with pytest.raises(ConfigError, match="gold_feedback='answer' is not one of 'reply', 'tag'"):
+    with pytest.raises(ConfigError, match="gold_feedback='answer' is not one of 'tag', 'reply'"):
         FinerMiniFamily(gold_feedback="answer")
 
 
