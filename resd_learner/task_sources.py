@@ -112,7 +112,6 @@ def _resd_kwargs_problems(config: EnvConfig) -> list[str]:
     would fail the same way after the models load.
     """
     from resd_envs.core.family import check_keywords
-    from resd_envs.errors import ResdEnvError
     from resd_envs.registration import env_entry, load_object
 
     bare = config.id.split(":", 1)[1] if config.id.startswith("resd_envs:") else config.id
@@ -121,7 +120,7 @@ def _resd_kwargs_problems(config: EnvConfig) -> list[str]:
     try:
         check_keywords(kwargs, family_class, where="env.kwargs")
         family_class(**kwargs)
-    except (ResdEnvError, TypeError, ValueError) as exc:
+    except Exception as exc:  # ConfigError / TypeError from bad values, or any constructor failure: one line
         return [f"env.kwargs={kwargs} for env.id={config.id!r}: {' '.join(str(exc).split())}"]
     return []
 
