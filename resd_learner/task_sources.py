@@ -61,10 +61,14 @@ class TaskSource(Protocol):
         """Score ``responses[i]`` on ``tasks[i]``; bad model output never raises."""
 
 
+def _without_module_prefix(env_id: str) -> str:
+    """``env_id`` without a leading ``resd_envs:`` (gymnasium's 'module:id' form)."""
+    return env_id.split(":", 1)[1] if env_id.startswith("resd_envs:") else env_id
+
+
 def is_resd_id(env_id: str) -> bool:
     """True for ids served by resd_envs (with or without the ``resd_envs:`` prefix)."""
-    bare = env_id.split(":", 1)[1] if env_id.startswith("resd_envs:") else env_id
-    return bare in resd_envs.list_envs()
+    return _without_module_prefix(env_id) in resd_envs.list_envs()
 
 
 def env_problems(config: EnvConfig) -> list[str]:
@@ -114,8 +118,7 @@ def _resd_kwargs_problems(config: EnvConfig) -> list[str]:
     from resd_envs.core.family import check_keywords
     from resd_envs.registration import env_entry, load_object
 
-    bare = config.id.split(":", 1)[1] if config.id.startswith("resd_envs:") else config.id
-    family_class = load_object(env_entry(bare).family_entry_point)
+    family_class = load_object(env_entry(_without_module_prefix(config.id)).family_entry_point)
     kwargs = dict(config.kwargs)
     try:
         check_keywords(kwargs, family_class, where="env.kwargs")

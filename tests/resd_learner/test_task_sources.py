@@ -187,6 +187,8 @@ def test_resd_env_kwargs_are_checked_against_the_family_before_any_model_loads()
     assert env_problems(EnvConfig(id="resd/FinerMini-v0", kwargs={"gold_feedback": "reply"})) == []
     [bad_value] = env_problems(EnvConfig(id="resd/FinerMini-v0", kwargs={"gold_feedback": "bogus"}))
     assert "gold_feedback='bogus' is not one of 'tag', 'reply'" in bad_value and "resd/FinerMini-v0" in bad_value
+    assert env_problems(EnvConfig(id="resd_envs:resd/FinerMini-v0", kwargs={"gold_feedback": "bogus"})) == [
+        bad_value.replace("env.id='resd/FinerMini-v0'", "env.id='resd_envs:resd/FinerMini-v0'")]
     [unknown] = env_problems(EnvConfig(id=MANUFACTORIA, kwargs={"reward_test": "reference"}))
     assert "'reward_test'" in unknown and "reward_tests" in unknown
     [several] = env_problems(EnvConfig(id="resd/BouncingSim-Easy-v0", kwargs={"sandbox": "none", "num_test": 0}))
