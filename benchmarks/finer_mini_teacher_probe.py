@@ -31,11 +31,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-GOLD_PHRASINGS = {
-    "reply": "The correct reply is <answer>{gold}</answer>.",
-    "sentence": "The correct tag is {gold}.",
-}
-"""The privileged sentence appended to a failure's policy feedback, by ``--gold-as`` name."""
+GOLD_PHRASINGS = {"reply": "reply", "sentence": "tag"}
+"""``--gold-as`` name -> FinerMini's ``gold_feedback``, whose ``gold_sentence`` ends a failure's feedback."""
 
 CONTEXTS = ("resd_official", "resd_no_previous_trial", "resd_no_previous_trial_no_reflection",
             "resd_no_previous_trial_no_playbook", "resd_feedback_only", "sdpo")
@@ -54,13 +51,12 @@ def _playbook(run: Path, step: int) -> str:
     return path.read_text(encoding="utf-8") if path.is_file() else ""
 
 
-def _policy_feedback(recorded: str) -> str:
-    """A recorded rollout's feedback without the privileged gold sentence (runs record the policy text,
-    but older runs or other settings may have kept the privileged one)."""
-    for phrasing in GOLD_PHRASINGS.values():
-        marker = " " + phrasing.split("{gold}")[0]
-        if marker in recorded:
-            return recorded[: recorded.index(marker)]
+def _policy_feedback(recorded: str, gold_sentences: list[str]) -> str:
+    """A recorded rollout's feedback without a trailing privileged gold sentence (runs record the policy
+    text, but older runs or other settings may have kept the privileged one)."""
+    for sentence in gold_sentences:
+        if recorded.endswith(" " + sentence):
+            return recorded[: -len(sentence) - 1]
     return recorded
 
 
@@ -88,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import resd_envs
+    from resd_envs.finer_mini.family import FinerMiniFamily
     from resd_learner.context.teacher_prompt import build_sdpo_teacher_inputs, build_teacher_inputs
 
     run = Path(args.run_dir)
@@ -106,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     reflections = {r["example_id"]: r["text"] for r in rows if r.get("kind") == "reflection"
                    and not r.get("template_echo")}
     playbook = _playbook(run, args.step)
+    families = {name: FinerMiniFamily(gold_feedback=value) for name, value in GOLD_PHRASINGS.items()}
     answer_prefix = len(tokenizer.encode("<answer>", add_special_tokens=False))
 
     def first_token(tag: str) -> int:
@@ -127,12 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         if len(response) <= answer_prefix:
             continue
         passed = bool(row["passed"])
-        policy = _policy_feedback(row["feedback"])
+        gold_sentences = {name: family.gold_sentence(task) for name, family in families.items()}
+        policy = _policy_feedback(row["feedback"], list(gold_sentences.values()))
         solution = row["response"] if passed else ""
         student = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
         prefixes = {"student": list(student["input_ids"] if hasattr(student, "keys") else student)}
         for phrasing in ([""] if passed else args.gold_as):
-            feedback = policy if passed else f"{policy} {GOLD_PHRASINGS[phrasing].format(gold=task['gold'])}"
+            feedback = policy if passed else f"{policy} {gold_sentences[phrasing]}"
             suffix = f"@{phrasing}" if phrasing else ""
             for context in CONTEXTS:
                 if context == "sdpo":
