@@ -1,0 +1,47 @@
+"""benchmarks/finer_mini_supervised_ceiling.py: it fine-tunes on the run's own training prompts and their gold."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+import resd_envs
+from resd_learner.config import load_config
+from resd_learner.warm_start import warm_start_examples
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "finer_mini_supervised_ceiling.py"
+
+
+@pytest.fixture(scope="module")
+def ceiling():
+    spec = importlib.util.spec_from_file_location("finer_mini_supervised_ceiling", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pairs_are_the_training_prompts_with_their_gold_reply(ceiling):
+    config = load_config(ROOT / "configs" / "quickstart.yaml")
+    pairs = ceiling.gold_pairs(config)
+    rows = list(resd_envs.load_tasks(config.env.id, config.env.train_split))
+    assert len(pairs) == config.env.num_train == 128
+    assert [p for p, _ in pairs] == [str(r["prompt"]) for r in rows[:128]]
+    assert [t for _, t in pairs] == [f"<answer>{r['gold']}</answer>" for r in rows[:128]]
+    assert all(t.removeprefix("<answer>").removesuffix("</answer>") in r["candidates"] for (_, t), r in zip(pairs, rows))
+
+
+def test_pairs_share_no_prompt_with_the_warm_start_or_validation(ceiling):
+    config = load_config(ROOT / "configs" / "quickstart.yaml")
+    prompts = {p for p, _ in ceiling.gold_pairs(config)}
+    rows = [dict(r) for r in resd_envs.load_tasks(config.env.id, config.env.train_split)]
+    warm = {p for p, _ in warm_start_examples(rows, config.warm_start, reserved=config.env.num_train)}
+    val = {str(r["prompt"]) for r in list(resd_envs.load_tasks(config.env.id, config.env.val_split))[:config.env.num_val]}
+    assert prompts and not prompts & warm and not prompts & val
+
+
+def test_overrides_reach_the_pairs(ceiling):
+    config = load_config(ROOT / "configs" / "quickstart.yaml", ["env.num_train=32"])
+    assert len(ceiling.gold_pairs(config)) == 32
