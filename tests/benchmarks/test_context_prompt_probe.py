@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 
 from resd_learner.context.prompts import curator, reflector
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "context_prompt_probe.py"
 SLOTS = {"prompt": "TASK-TEXT", "response": "ATTEMPT-TEXT", "feedback": "FEEDBACK-TEXT", "playbook": "PLAYBOOK-TEXT",
          "stats": "{}", "reflection": "REFLECTION-TEXT", "sections": "- others"}
 
 
 @pytest.fixture(scope="module")
-def probe():
-    spec = importlib.util.spec_from_file_location("context_prompt_probe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def probe(load_benchmark):
+    return load_benchmark("context_prompt_probe")
 
 
 @pytest.mark.parametrize("variant", ["keys_only", "worked_example"])

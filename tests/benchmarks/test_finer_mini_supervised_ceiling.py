@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -12,15 +11,11 @@ from resd_learner.config import load_config
 from resd_learner.warm_start import warm_start_examples
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "finer_mini_supervised_ceiling.py"
 
 
 @pytest.fixture(scope="module")
-def ceiling():
-    spec = importlib.util.spec_from_file_location("finer_mini_supervised_ceiling", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def ceiling(load_benchmark):
+    return load_benchmark("finer_mini_supervised_ceiling")
 
 
 def test_pairs_are_the_training_prompts_with_their_gold_reply(ceiling):
