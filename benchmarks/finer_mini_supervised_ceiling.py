@@ -12,7 +12,9 @@ tag's first token is 0.27-0.54 there; ``benchmarks/finer_mini_teacher_probe.py``
 Every model is scored exactly as the trainer's step-0 validation does (same validation prompts, ``eval``
 settings and sampling seed, vLLM backend), so the base model's row reproduces the RESD run's step-0
 score and each fine-tuned row is paired prompt by prompt with it (95 % paired bootstrap CI, 10,000
-resamples). The fine-tuned models are written under ``--work`` (not kept in results).
+resamples). The fine-tuned models are written under ``--work`` when given (not kept in results), else
+into a temporary folder that is removed at the end. A bad config, override, learning rate or model
+path is reported as one line and exit status 2 before anything is trained.
 
 Run::
 
@@ -29,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from resd_learner.warm_start import WarmStartConfig, train_format, warm_started_model
 
 CONFIG = "configs/quickstart.yaml"
 
@@ -88,32 +92,50 @@ def validation_scores(config: Any, model_dir: Path, dtype: str) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     from resd_learner.config import load_config
+
+    try:
+        config = load_config(args.config, args.overrides)
+        settings = [WarmStartConfig(enabled=True, targets="reference", num_examples=config.env.num_train or 1,
+                                    epochs=1, batch_size=config.train.batch_size, lr=lr, seed=config.train.seed)
+                    for lr in args.lr]
+        problems = [p for s in settings for p in s.problems()]
+        if problems:
+            raise ValueError("; ".join(problems).replace("warm_start.lr", "--lr"))
+        pairs = gold_pairs(config)
+        if len(pairs) < config.train.batch_size:
+            raise ValueError(f"{len(pairs)} training prompts are fewer than train.batch_size={config.train.batch_size}: "
+                             "lower the batch size or raise env.num_train (the trainer refuses the same)")
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        print(f"finer_mini_supervised_ceiling: error: {err}", file=sys.stderr)
+        return 2
+    if args.work:
+        return _run(config, pairs, settings, Path(args.work), Path(args.out), args)
+    with tempfile.TemporaryDirectory(prefix="supervised_ceiling-") as work:
+        return _run(config, pairs, settings, Path(work), Path(args.out), args)
+
+
+def _run(config: Any, pairs: list[tuple[str, str]], settings: list[Any], work: Path, out: Path,
+         args: argparse.Namespace) -> int:
+    """Validate the base, then fine-tune and validate once per entry of ``settings``; write ``out``."""
     from resd_learner.models import resolve_model_path
     from resd_learner.precision import resolve_dtype
     from resd_learner.summary import paired_bootstrap
-    from resd_learner.warm_start import WarmStartConfig, train_format, warm_started_model
 
-    config = load_config(args.config, args.overrides)
     dtype = resolve_dtype(config.model.dtype)[0]
     base = warm_started_model(resolve_model_path(config.model.path, config.model.cache_dir), config.warm_start,
                               env_id=config.env.id, train_split=config.env.train_split, num_train=config.env.num_train,
                               family_kwargs=dict(config.env.kwargs), cache_dir=config.model.cache_dir)
-    pairs = gold_pairs(config)
-    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="supervised_ceiling-"))
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-
     started = time.perf_counter()
     print(f"base model {base}; validation of the base", file=sys.stderr, flush=True)
     base_scores = validation_scores(config, base, dtype)
     rows: list[dict[str, Any]] = [{"model": "base (warm start)", "lr": None, "score": sum(base_scores) / len(base_scores),
                                    "change": 0.0, "ci": None, "train_s": 0.0}]
     per_prompt = {"base": base_scores}
-    for lr in args.lr:
-        settings = WarmStartConfig(enabled=True, targets="reference", num_examples=len(pairs), epochs=1,
-                                   batch_size=config.train.batch_size, lr=lr, seed=config.train.seed)
+    for setting in settings:
+        lr = setting.lr
         model_dir = work / f"gold_sft_lr{lr:g}"
-        stats = train_format(base, pairs, settings, model_dir)
+        stats = train_format(base, pairs, setting, model_dir)
         scores = validation_scores(config, model_dir, dtype)
         change, low, high = paired_bootstrap(base_scores, scores)
         rows.append({"model": "gold fine-tune", "lr": lr, "score": sum(scores) / len(scores), "change": change,
@@ -131,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         ci = f"[{row['ci'][0]:+.3f}, {row['ci'][1]:+.3f}]" if row["ci"] else "-"
         loss = f"{row['loss_first']:.3f} -> {row['loss_last']:.3f}" if "loss_first" in row else "-"
-        lr = f"{row['lr']:g}" if row["lr"] else "-"
+        lr = "-" if row["lr"] is None else f"{row['lr']:g}"
         lines.append(f"| {row['model']} | {lr} | {row['score']:.3f} | {row['change']:+.3f} | {ci} | {loss} | "
                      f"{row['train_s']:.0f} |")
     lines += ["", f"wall time {(time.perf_counter() - started) / 60:.1f} min"]

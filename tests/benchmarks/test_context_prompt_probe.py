@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from resd_learner.context.prompts import curator, reflector

@@ -40,3 +40,15 @@ def test_pairs_share_no_prompt_with_the_warm_start_or_validation(ceiling):
 def test_overrides_reach_the_pairs(ceiling):
     config = load_config(ROOT / "configs" / "quickstart.yaml", ["env.num_train=32"])
     assert len(ceiling.gold_pairs(config)) == 32
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--lr", "-1"], "--lr=-1.0: use a positive learning rate"),
+    (["env.num_train=8", "--lr", "1e-4"], "fewer than train.batch_size=16"),
+    (["env.id=resd/Nope-v0", "--lr", "1e-4"], "is not a resd environment"),
+    (["--config", "missing.yaml"], "does not exist"),
+])
+def test_bad_input_is_one_error_line_before_any_training(ceiling, tmp_path, capsys, argv, message):
+    assert ceiling.main(["--out", str(tmp_path / "out"), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
