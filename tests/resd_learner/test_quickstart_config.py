@@ -28,3 +28,15 @@ def test_warm_start_training_and_validation_prompts_are_disjoint() -> None:
     assert len(warm) == config.warm_start.num_examples and len(trained) == config.env.num_train
     assert not warm & trained and not warm & validated and not trained & validated
     assert not {r["sentence"] for r in train} & {r["sentence"] for r in val}
+
+
+def test_quickstart_teacher_reads_the_gold_written_as_the_reply() -> None:
+    config = load_config(CONFIG)
+    env = resd_envs.make(config.env.id, **config.env.kwargs)
+    env.reset(seed=0)
+    gold = env.unwrapped.task["gold"]
+    wrong = next(c for c in env.unwrapped.task["candidates"] if c != gold)
+    _, reward, _, _, info = env.step(f"<answer>{wrong}</answer>")
+    assert reward == 0.0 and gold not in info["feedback"]
+    assert info["privileged_feedback"].endswith(f"The correct reply is <answer>{gold}</answer>.")
+

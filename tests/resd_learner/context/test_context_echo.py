@@ -43,7 +43,7 @@ def test_reflection_echo_needs_every_analysis_field_to_echo():
     assert not reflection_is_echo("free-form analysis without JSON")
 
 
-def _run(drop, scripted, make_sample):
+def _run(drop, scripted, make_sample, curate_all_failures=True):
     def script(kind, messages):
         if kind == "reflect":
             return ECHO_REFLECTION if "EchoTask" in messages[-1]["content"] else REAL_REFLECTION
@@ -52,7 +52,8 @@ def _run(drop, scripted, make_sample):
             {"type": "ADD", "section": "others", "content": REAL_LESSON}]})
 
     gen = scripted(script)
-    up = ContextUpdater(ContextConfig(playbook_budget=50, drop_template_echo=drop), gen, seed=0)
+    config = ContextConfig(playbook_budget=50, drop_template_echo=drop, curate_all_failures=curate_all_failures)
+    up = ContextUpdater(config, gen, seed=0)
     samples = [make_sample("a", prompt="EchoTask 1"), make_sample("b", prompt="RealTask 2")]
     return up.update(1, samples), up
 
@@ -67,6 +68,18 @@ def test_updater_drops_echoes_only_when_asked(scripted, make_sample):
     assert [e.content for e in up.playbook.entries] == [REAL_LESSON, REAL_LESSON]
     echo_record = [o for o in dropped.outputs if o["kind"] == "reflection"][0]
     assert echo_record["template_echo"] is True and echo_record["text"] == ECHO_REFLECTION
+
+
+def test_a_failure_whose_reflection_was_an_echo_gets_no_curator_call_unless_all_are_curated(scripted, make_sample):
+    every, up_every = _run(True, scripted, make_sample)
+    kept_only, up = _run(True, scripted, make_sample, curate_all_failures=False)
+    assert up_every.generate.calls == [("reflect", 2), ("curate", 2)]
+    assert up.generate.calls == [("reflect", 2), ("curate", 1)]
+    [curator_prompt] = up.generate.prompts[1]
+    assert "RealTask" in curator_prompt[-1]["content"] and "EchoTask" not in curator_prompt[-1]["content"]
+    assert [e.content for e in up_every.playbook.entries] == [REAL_LESSON] * 2  # one per curator call
+    assert [e.content for e in up.playbook.entries] == [REAL_LESSON]
+    assert kept_only.stats["curations_applied"] == 1 and every.stats["curations_applied"] == 2
 
 
 ANSWER = "<answer>ShareBasedCompensationArrangementByShareBasedPaymentAward</answer>"
