@@ -94,6 +94,9 @@ class RunSummary:
     curations_applied: int
     curations_failed: int
     minutes: float | None
+    reflections_echo: int = 0
+    """Parsed reflections dropped because they only repeated the prompt's format example
+    (``context.drop_template_echo``); they reach neither the curator text nor the teacher."""
 
     @property
     def reflection_parse_rate(self) -> float | None:
@@ -150,7 +153,7 @@ def summarize_run(run_dir: str | Path, minutes: float | None = None, *, seed: in
         playbook_size=int(sizes[-1]) if sizes else None,
         reflections=total("reflections"), reflections_malformed=total("reflections_malformed"),
         curations_applied=total("curations_applied"), curations_failed=total("curations_failed"),
-        minutes=minutes,
+        minutes=minutes, reflections_echo=total("reflections_echo"),
     )
 
 
@@ -177,10 +180,11 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"playbook: {summary.playbook_size} entries")
     if summary.reflections or summary.curations_applied or summary.curations_failed:
         curations = summary.curations_applied + summary.curations_failed
-        lines.append(
-            f"reflections parsed: {_pct(summary.reflections - summary.reflections_malformed, summary.reflections)}; "
-            f"curations parsed: {_pct(summary.curations_applied, curations)}"
-        )
+        reflections = f"reflections parsed: {_pct(summary.reflections - summary.reflections_malformed, summary.reflections)}"
+        if summary.reflections_echo:
+            reflections += f", {summary.reflections_echo} of them dropped as echoes of the prompt's format example"
+        curated = f"curations parsed: {_pct(summary.curations_applied, curations)}" if curations else "no curator call"
+        lines.append(f"{reflections}; {curated}")
     if summary.minutes is not None:
         lines.append(f"wall time: {summary.minutes:.1f} min (this process, model loading and warm start included)")
     return "\n".join(lines)

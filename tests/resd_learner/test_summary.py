@@ -76,3 +76,16 @@ def test_summary_reads_first_and_last_validation_and_context_totals(tmp_path: Pa
 def test_summary_without_validation_says_so(tmp_path: Path) -> None:
     text = format_summary(summarize_run(tmp_path))
     assert "no validation was recorded" in text
+
+
+def test_summary_counts_echoed_reflections_and_says_when_the_curator_was_never_called(tmp_path: Path) -> None:
+    record_val_scores(tmp_path, 0, ["a"], [[0.0]])
+    record_val_scores(tmp_path, 8, ["a"], [[1.0]])
+    step = {"kind": "train", "context/reflections": 5, "context/reflections_malformed": 0, "context/reflections_echo": 4,
+            "context/curations_applied": 0, "context/curations_failed": 0, "context/playbook_size": 0}
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({"step": s, **step}) + "\n" for s in (1, 2)), encoding="utf-8")
+    summary = summarize_run(tmp_path)
+    assert summary.reflections_echo == 8 and summary.curation_parse_rate is None
+    assert "reflections parsed: 10/10 (100%), 8 of them dropped as echoes of the prompt's format example; no curator call" \
+        in format_summary(summary)
+    assert json.loads(json.dumps(summary.as_dict()))["reflections_echo"] == 8
