@@ -39,4 +39,3 @@ def test_quickstart_teacher_reads_the_gold_written_as_the_reply() -> None:
     _, reward, _, _, info = env.step(f"<answer>{wrong}</answer>")
     assert reward == 0.0 and gold not in info["feedback"]
     assert info["privileged_feedback"].endswith(f"The correct reply is <answer>{gold}</answer>.")
-
