@@ -25,11 +25,15 @@ class FinerMiniEnv(TaskEnv):
     The observation says right / wrong / no answer read; ``info["privileged_feedback"]`` adds the
     gold tag, ``The correct tag is TAG.`` (for a teacher or reflector); ``make(...,
     gold_feedback="reply")`` writes it as the expected reply instead, ``The correct reply is
-    <answer>TAG</answer>.``.
+    <answer>TAG</answer>.``. ``make(..., wrong_feedback="kind")`` adds to a wrong tag's feedback, when
+    the tag measures another kind of value than the gold (money, percentage, shares, per-share amount,
+    duration, count, date, area), the general rule it broke: ``A number of shares needs a share-count
+    tag, not a rate or percentage tag.`` (:mod:`resd_envs.finer_mini.kinds`).
 
     ## Version History
     * v0: tasks derived from ACE's two FiNER files with seed 0 (``resd_envs.finer_mini.build``).
-      Since 2026-12-03 ``gold_feedback="reply"`` is available; the default output is unchanged.
+      Since 2026-12-03 ``gold_feedback="reply"`` and ``wrong_feedback="kind"`` are available; the
+      default output is unchanged.
     """
 
     family_class: ClassVar[type[TaskFamily]] = FinerMiniFamily

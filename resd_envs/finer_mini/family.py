@@ -32,6 +32,7 @@ from resd_envs.core.family import Task, TaskFamily, sha256_of_rows
 from resd_envs.core.results import PRIVILEGED, Evaluation, TestResult, cap_text, check_detail
 from resd_envs.errors import ConfigError, DataNotFoundError
 from resd_envs.finer_mini.build import SPLIT_FILES
+from resd_envs.finer_mini.kinds import kind_rule
 
 #: Folder of the shipped task files.
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -39,6 +40,8 @@ _ANSWER_RE = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.IGNORECASE | re.DOTA
 _ROW_KEYS = ("origin", "entity", "sentence", "candidates", "gold")
 #: Accepted values of ``gold_feedback`` (see :class:`FinerMiniFamily`).
 GOLD_FEEDBACK = ("tag", "reply")
+#: Accepted values of ``wrong_feedback`` (see :class:`FinerMiniFamily`).
+WRONG_FEEDBACK = ("plain", "kind")
 
 
 def build_prompt(entity: str, sentence: str, candidates: Sequence[str]) -> str:
@@ -84,6 +87,12 @@ class FinerMiniFamily(TaskFamily):
             <answer>TAG</answer>.``, the expected reply itself, which a self-teacher can continue: a
             135M teacher puts about twice the probability on the gold's first token; see
             docs/finer_mini.md). Scores do not depend on it.
+        wrong_feedback: what the feedback of a wrong tag says: ``"plain"`` (default, as since v0:
+            ``Wrong: X is not the right tag for "VALUE".``) or ``"kind"``, which adds, when X measures
+            another kind of value than the gold tag, the general rule it broke (``A percentage or rate
+            needs a rate or percentage tag, not a money-amount tag.``; :mod:`resd_envs.finer_mini.kinds`).
+            The rule is in the policy feedback too: it hints at the kind of the gold tag, never names
+            it. Scores do not depend on it.
     """
 
     env_id: ClassVar[str] = "resd/FinerMini-v0"
@@ -91,14 +100,23 @@ class FinerMiniFamily(TaskFamily):
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
     runs_code: ClassVar[bool] = False
 
-    def __init__(self, data_dir: str | Path | None = None, gold_feedback: str = "tag") -> None:
+    def __init__(
+        self, data_dir: str | Path | None = None, gold_feedback: str = "tag", wrong_feedback: str = "plain"
+    ) -> None:
         super().__init__()
         if gold_feedback not in GOLD_FEEDBACK:
             raise ConfigError(
                 f"{self.env_id}: gold_feedback={gold_feedback!r} is not one of {', '.join(map(repr, GOLD_FEEDBACK))}; "
                 "'tag' names the gold in a sentence, 'reply' writes it as the expected reply"
             )
+        if wrong_feedback not in WRONG_FEEDBACK:
+            raise ConfigError(
+                f"{self.env_id}: wrong_feedback={wrong_feedback!r} is not one of "
+                f"{', '.join(map(repr, WRONG_FEEDBACK))}; 'plain' says only that the tag is wrong, 'kind' adds "
+                "the rule on the kind of value it broke"
+            )
         self.gold_feedback = gold_feedback
+        self.wrong_feedback = wrong_feedback
         self.data_dir = DATA_DIR if data_dir is None else Path(data_dir).expanduser()
         if not self.data_dir.is_dir():
             raise ConfigError(
@@ -141,6 +159,8 @@ class FinerMiniFamily(TaskFamily):
             policy = f"Correct: {predicted} is the right tag."
         else:
             policy = f"Wrong: {predicted} is not the right tag for \"{task['entity']}\"."
+            if self.wrong_feedback == "kind" and (rule := kind_rule(gold, predicted)):
+                policy = f"{policy} {rule}"
         privileged = policy if correct else f"{policy} {self.gold_sentence(task)}"
         message = "correct" if correct else ("no answer read" if predicted is None else f"answered {predicted}")
         return Evaluation(
@@ -162,7 +182,7 @@ class FinerMiniFamily(TaskFamily):
 
     def describe(self) -> dict[str, Any]:
         return {"data": str(self.data_dir), "variant_of": "resd/Finer-v0", "candidates_per_task": 4,
-                "gold_feedback": self.gold_feedback}
+                "gold_feedback": self.gold_feedback, "wrong_feedback": self.wrong_feedback}
 
 
 @functools.lru_cache(maxsize=8)

@@ -39,6 +39,13 @@ def test_clauses_quoting_one_task_are_not_offered():
     assert lesson_candidates(feedback) == ["Don't answer with two tags at once"]
 
 
+def test_finer_mini_kind_feedback_offers_its_rule_and_hides_the_value():
+    # resd/FinerMini-v0 with wrong_feedback="kind": the value is quoted, the rule on kinds is general
+    feedback = ('Wrong: DerivativeFixedInterestRate is not the right tag for "231,312". '
+                "A number of shares needs a share-count tag, not a rate or percentage tag.")
+    assert lesson_candidates(feedback) == ["A number of shares needs a share-count tag, not a rate or percentage tag"]
+
+
 def test_short_long_repeated_and_empty_clauses_are_not_offered():
     assert lesson_candidates("") == [] and lesson_candidates("Wrong: no.") == []
     long_clause = "word " * (MAX_LESSON_CHARS // 5 + 1)
