@@ -108,7 +108,9 @@ def probe(variant: str, config: Any, backend: Any, source: Any, run_dir: Path, s
     import resd_learner.context.curate as curate_module
     import resd_learner.context.reflect as reflect_module
     from resd_learner.context import SampleView
+    from resd_learner.context.schemas import generation_cap
     from resd_learner.context.updater import ContextUpdater
+    from resd_learner.rollout.base import schemas_per_chat
 
     reflect_module.REFLECTOR_TEMPLATE, curate_module.CURATOR_TEMPLATE = variant_templates(variant)
     tasks = {task.example_id: task for task in source.tasks(config.env.train_split, config.env.num_train)}
@@ -117,7 +119,8 @@ def probe(variant: str, config: Any, backend: Any, source: Any, run_dir: Path, s
     def generate(chats: list[list[dict[str, str]]], schema: Any = None) -> list[str]:
         step_seed["call"] += 1
         gens = backend.generate(chats, n=1, temperature=config.context.temperature, top_p=config.rollout.top_p,
-                                max_tokens=config.context.max_reflection_tokens,
+                                max_tokens=generation_cap(config.context.max_reflection_tokens,
+                                                          schemas_per_chat(schema, len(chats))),
                                 seed=1000 * step_seed["step"] + step_seed["call"], schema=schema)
         return [g[0].text for g in gens]
 

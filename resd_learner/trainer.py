@@ -80,6 +80,7 @@ from resd_learner.batch import (
 from resd_learner.colocate import GenerationGroups
 from resd_learner.config import RunConfig, dump_yaml
 from resd_learner.context import ContextUpdate, ContextUpdater, SampleView
+from resd_learner.context.schemas import generation_cap
 from resd_learner.distill_forward import DistillInputs, install_distillation_forward, register_head_with_zero3
 from resd_learner.evaluate import summarize
 from resd_learner.grpo import clip_fractions, clipped_policy_loss
@@ -150,8 +151,9 @@ class ContextGenerator:
             shard_schemas = [s for _, s in shard]
             extra = {"schema": shard_schemas} if any(s is not None for s in shard_schemas) else {}
             gens = self.backend.generate([c for c, _ in shard], n=1, temperature=temperature,
-                                         top_p=cfg.rollout.top_p,
-                                         max_tokens=max(1, cfg.context.max_reflection_tokens), seed=seed, **extra)
+                                         top_p=cfg.rollout.top_p, max_tokens=generation_cap(
+                                             cfg.context.max_reflection_tokens, shard_schemas),
+                                         seed=seed, **extra)
             too_long = sum(g[0].finish_reason == "prompt_too_long" for g in gens)
             if too_long:
                 logging.getLogger("resd_learner.context").warning(  # silenced on ranks > 0, like the updater

@@ -237,7 +237,9 @@ def run_context_update(backend: Any, failures: Sequence[Failure], task: TaskSpec
     """One :class:`ContextUpdater` update on the failures, generating with ``backend``; returns the update."""
     from resd_learner.context.config import ContextConfig
     from resd_learner.context.types import SampleView
+    from resd_learner.context.schemas import generation_cap
     from resd_learner.context.updater import ContextUpdater
+    from resd_learner.rollout.base import schemas_per_chat
 
     calls = [0]
 
@@ -247,7 +249,8 @@ def run_context_update(backend: Any, failures: Sequence[Failure], task: TaskSpec
         calls[0] += 1
         extra = {"schema": schema} if schema is not None else {}
         outs = backend.generate(batch, n=1, temperature=temperature, top_p=config.top_p,
-                                max_tokens=config.context_max_tokens, seed=seed + 1000 * calls[0], **extra)
+                                max_tokens=generation_cap(config.context_max_tokens, schemas_per_chat(schema, len(batch))),
+                                seed=seed + 1000 * calls[0], **extra)
         return [row[0].text for row in outs]
 
     context_cfg = ContextConfig(playbook_budget=task.playbook_budget, concise_method=task.concise_method,

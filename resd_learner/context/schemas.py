@@ -11,10 +11,16 @@ Lengths: a constrained string cannot stop the generation from hitting the token 
 (which leaves unparseable JSON), so every free-text field gets a length bound derived from the
 generation budget by :func:`field_chars`: the tokens left after the JSON skeleton, at
 :data:`CHARS_PER_TOKEN` characters per token (conservative for English), shared by the fields.
+A model that degenerates into one character per token (SmolLM2-135M after 9-16 training steps filled
+fields with ``<<<<``) can still outrun that estimate, so the generation cap of a schema-constrained
+call is raised to :func:`worst_case_tokens`, the length of the longest text the schema admits: the
+output then always closes its JSON, and outputs that end earlier are unchanged.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,6 +68,77 @@ def field_chars(max_tokens: int, fields: int) -> int:
         raise ValueError(f"fields={fields!r} must be at least 1")
     share = max(0, max_tokens - SKELETON_TOKENS) * CHARS_PER_TOKEN // fields
     return max(MIN_FIELD_CHARS, min(MAX_FIELD_CHARS, share))
+
+
+_CLASS = re.compile(r"\[(?:\\.|[^\]\\])*\](?:\{0,(\d+)\})?")
+"""One character class of a :func:`_text` pattern, with its optional ``{0,N}`` bound."""
+
+
+def pattern_chars(pattern: str) -> int | None:
+    """Longest string matched by a :func:`_text` pattern (``^`` + classes, each once or ``{0,N}`` times + ``$``);
+    ``None`` for any other pattern."""
+    body = pattern.removeprefix("^").removesuffix("$")
+    total, at = 0, 0
+    for match in _CLASS.finditer(body):
+        if match.start() != at:
+            return None
+        total += int(match.group(1)) if match.group(1) else 1
+        at = match.end()
+    return total if at == len(body) and at else None
+
+
+def _json_bytes(value: Any) -> int:
+    """UTF-8 bytes of ``value`` as JSON, escaped or raw (a grammar may emit either)."""
+    return max(len(json.dumps(value).encode()), len(json.dumps(value, ensure_ascii=False).encode()))
+
+
+def worst_case_bytes(schema: dict[str, Any]) -> int | None:
+    """Bytes of the longest compact JSON text ``schema`` admits (no white space, every declared property
+    present), or ``None`` when it admits unbounded text (a string without a :func:`_text` pattern, an
+    array without ``maxItems``, an object open to other keys)."""
+    if "enum" in schema:
+        return max(_json_bytes(v) for v in schema["enum"])
+    kind = schema.get("type")
+    if kind == "string":
+        chars = pattern_chars(schema.get("pattern", ""))
+        return None if chars is None else chars + 2  # ASCII only: one byte per character, plus the quotes
+    if kind == "array":
+        most = schema.get("maxItems")
+        if most is None:
+            return None
+        if most == 0:
+            return 2
+        item = worst_case_bytes(schema.get("items", {}))
+        return None if item is None else 2 + most * item + (most - 1)
+    if kind == "object":
+        if schema.get("additionalProperties", True) is not False:
+            return None
+        props = schema.get("properties", {})
+        sizes = [worst_case_bytes(v) for v in props.values()]
+        if any(size is None for size in sizes):
+            return None
+        keys = sum(_json_bytes(key) + 1 for key in props)  # "key":
+        return 2 + keys + sum(sizes) + max(0, len(props) - 1)
+    return None
+
+
+def worst_case_tokens(schema: dict[str, Any]) -> int | None:
+    """Most tokens a generation under ``schema`` can take before its JSON is complete: every token carries
+    at least one byte, so the bytes of :func:`worst_case_bytes` plus one for the end-of-text token."""
+    size = worst_case_bytes(schema)
+    return None if size is None else size + 1
+
+
+def generation_cap(budget: int, chat_schemas: Sequence[dict[str, Any] | None]) -> int:
+    """Generation cap of one context call: ``budget`` (``context.max_reflection_tokens``), raised to the
+    longest output the chats' schemas admit (:func:`worst_case_tokens`) when every chat has a bounded
+    schema, so that a constrained output always closes its JSON. Outputs that end within ``budget`` are
+    the same either way."""
+    cap = max(1, budget)
+    bounds = [None if schema is None else worst_case_tokens(schema) for schema in chat_schemas]
+    if bounds and all(bound is not None for bound in bounds):
+        cap = max(cap, *bounds)
+    return cap
 
 
 def _text(max_chars: int, *, non_blank: bool = False) -> dict[str, Any]:

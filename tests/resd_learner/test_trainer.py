@@ -356,6 +356,29 @@ def test_context_calls_pass_one_schema_per_chat_to_the_backend(smoke_config_path
         generate(chats, schema=[first])
 
 
+def test_constrained_context_calls_may_run_to_the_end_of_their_schema(smoke_config_path, tmp_path):
+    from resd_learner.context.schemas import curation_schema, worst_case_tokens
+    from resd_learner.rollout.base import Generation
+    from resd_learner.trainer import ContextGenerator
+
+    caps = []
+
+    class Recorder:
+        supports_schema = True
+
+        def generate(self, chats, **kwargs):
+            caps.append(kwargs["max_tokens"])
+            return [[Generation("{}", [1], None, "stop", (1,))] for _ in chats]
+
+    config = _config(smoke_config_path, tmp_path, "context.max_reflection_tokens=96")
+    generate, chats, schema = ContextGenerator(config, Recorder()), [[{"role": "user", "content": "x"}]], \
+        curation_schema(max_tokens=96)
+    generate(chats, schema=schema)
+    generate(chats)
+    # a one-character-per-token output still closes its JSON; unconstrained calls keep the budget
+    assert caps == [worst_case_tokens(schema), 96] and caps[0] > 96
+
+
 def test_context_temperature_is_validated(smoke_config_path, tmp_path):
     from resd_learner.config import RunConfigError
 

@@ -8,17 +8,22 @@ import jsonschema
 import pytest
 
 from resd_learner.context import ContextConfig, ContextUpdater
+from resd_learner.context import extractive
 from resd_learner.context.parsing import parse_curation, parse_tags
 from resd_learner.context.schemas import (
     MAX_OPERATIONS,
     MAX_TAGS,
     TAG_TOKENS,
+    pattern_chars,
     curation_schema,
     field_chars,
+    generation_cap,
     reflection_schema,
     success_tag_schema,
     tag_slots,
     use_structured_output,
+    worst_case_bytes,
+    worst_case_tokens,
 )
 
 REFLECTION = {"reasoning": "r", "error_identification": "e", "root_cause_analysis": "c",
@@ -135,3 +140,44 @@ def test_success_tag_schema_lists_current_playbook_ids(make_sample):
     updater.update(2, [make_sample("a", success=True)])
     tag_schema = gen.schemas[-1]
     assert tag_schema["properties"]["bullet_tags"]["items"]["properties"]["id"]["enum"] == sorted(ids)
+
+
+def _longest(schema: dict) -> object:
+    """The longest instance of a schema built by this module (every string at its bound, arrays full)."""
+    if "enum" in schema:
+        return max(schema["enum"], key=lambda v: len(json.dumps(v)))
+    if schema["type"] == "string":
+        return "<" * pattern_chars(schema["pattern"])
+    if schema["type"] == "array":
+        items = schema["maxItems"]
+        return [_longest(schema["items"]) for _ in range(items)] if items else []
+    return {key: _longest(sub) for key, sub in schema["properties"].items()}
+
+
+@pytest.mark.parametrize("ids", [[], ["err-00001"], [f"mis-{i:05d}" for i in range(40)]])
+@pytest.mark.parametrize("budget", [32, 96, 512])
+def test_worst_case_is_the_longest_text_the_schema_admits(ids, budget):
+    # SmolLM2-135M filled fields with "<<<<" (one character per token) and ran past a 96-token cap,
+    # leaving unparseable JSON; the cap of a constrained call is raised to this bound
+    lesson = "A number of shares needs a share-count tag, not a rate or percentage tag"
+    for schema in (reflection_schema(ids, max_tokens=budget), success_tag_schema(ids, max_tokens=budget),
+                   curation_schema(max_tokens=budget), extractive.reflection_schema([lesson, "é is fine here"], ids,
+                                                                                    max_tokens=budget),
+                   extractive.curation_schema([lesson])):
+        longest = _longest(schema)
+        jsonschema.validate(longest, schema)
+        text = json.dumps(longest, separators=(",", ":"), ensure_ascii=False)
+        assert worst_case_bytes(schema) >= len(text.encode())
+        assert worst_case_bytes(schema) - len(text.encode()) <= 2  # tight: at most an escaped é more
+        assert worst_case_tokens(schema) == worst_case_bytes(schema) + 1
+
+
+def test_unbounded_schemas_have_no_worst_case_and_keep_the_budget():
+    assert worst_case_bytes({"type": "string"}) is None
+    assert worst_case_bytes({"type": "array", "items": {"type": "string", "enum": ["a"]}}) is None
+    assert worst_case_bytes({"type": "object", "properties": {}}) is None  # open to other keys
+    assert pattern_chars("^[a-z]+$") is None and pattern_chars("^[a-z]{0,4}x$") is None
+    bounded = curation_schema(max_tokens=96)
+    assert generation_cap(96, [bounded, bounded]) == worst_case_tokens(bounded) > 96
+    assert generation_cap(96, [bounded, None]) == 96 and generation_cap(96, []) == 96
+    assert generation_cap(4096, [bounded]) == 4096 and generation_cap(0, [None]) == 1
