@@ -124,6 +124,8 @@ def engine_kwargs(rollout: Any, model_dir: str | Path, *, dtype: str, seed: int,
     kwargs.update(scheduler_options(on_gpu=on_gpu, max_model_len=rollout.max_model_len,
                                     chunked_prefill=rollout.chunked_prefill,
                                     max_num_batched_tokens=rollout.max_num_batched_tokens))
+    if getattr(rollout, "block_size", None) is not None:
+        kwargs["block_size"] = rollout.block_size
     return kwargs
 
 

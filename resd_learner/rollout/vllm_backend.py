@@ -100,6 +100,7 @@ class VllmBackend:
         tokenizer: the model's tokenizer (prompts are rendered and tokenised here).
         chunked_prefill, max_num_batched_tokens: the scheduler options; see :func:`scheduler_options`
             (None = auto: no chunked prefill and a budget >= max_model_len on CPU).
+        block_size: tokens per KV-cache block; None = vLLM's default (128 on CPU).
         llm: an existing ``vllm.LLM`` to reuse (tests share one per session); built from the
             other arguments when None.
     """
@@ -119,6 +120,7 @@ class VllmBackend:
         enforce_eager: bool = True,
         chunked_prefill: bool | None = None,
         max_num_batched_tokens: int | None = None,
+        block_size: int | None = None,
         llm: Any = None,
     ) -> None:
         prepare_vllm_env(kv_cache_gb)
@@ -147,6 +149,8 @@ class VllmBackend:
             kwargs.update(scheduler_options(on_gpu=on_gpu, max_model_len=max_model_len,
                                             chunked_prefill=chunked_prefill,
                                             max_num_batched_tokens=max_num_batched_tokens))
+            if block_size is not None:
+                kwargs["block_size"] = block_size
             llm = LLM(**kwargs)
         self.llm = llm
 

@@ -47,6 +47,9 @@ def test_engine_arguments_per_topology():
     cpu = engine_kwargs(rollout, "/m", dtype="float32", seed=0, world=2, on_gpu=False)
     assert cpu["enable_chunked_prefill"] is False and cpu["max_num_batched_tokens"] == 8192
     assert "enable_sleep_mode" not in cpu and "gpu_memory_utilization" not in cpu
+    assert "block_size" not in cpu  # vLLM's default unless set
+    assert engine_kwargs(RolloutConfig(block_size=32), "/m", dtype="float32", seed=0, world=1,
+                         on_gpu=False)["block_size"] == 32
     assert sleep_level(RolloutConfig(), on_gpu=True) == 1 and sleep_level(RolloutConfig(), on_gpu=False) == 0
     assert sleep_level(RolloutConfig(sleep_level=0), on_gpu=True) == 0
     assert "enable_sleep_mode" not in engine_kwargs(RolloutConfig(sleep_level=0), "/m", dtype="float32", seed=0,

@@ -97,12 +97,13 @@ def test_a_bad_value_next_to_an_unknown_key_in_the_same_section_is_reported(tmp_
 
 
 def test_value_and_conflict_problems_are_collected(tmp_path):
-    path = _write(tmp_path, {"method": {"name": "grpo"}, "rollout": {"n": 1, "top_p": 1.5},
+    path = _write(tmp_path, {"method": {"name": "grpo"}, "rollout": {"n": 1, "top_p": 1.5, "block_size": 0},
                              "train": {"batch_size": 0}, "context": {"enabled": True}})
     with pytest.raises(RunConfigError) as info:
         load_config(path)
     text = str(info.value)
     assert "rollout.top_p=1.5" in text
+    assert "rollout.block_size=0" in text
     assert "train.batch_size=0" in text
     assert "method.name=grpo needs groups" in text
     assert "does not use the context updater" in text
