@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--block-sizes={args.block_sizes!r}: use comma-separated integers, e.g. 128,32")
     if not sizes or min(sizes) < 1:
         parser.error("--block-sizes: give at least one positive block size")
+    if args.prompts < 1:
+        parser.error(f"--prompts={args.prompts}: use at least 1 validation prompt")
 
     config = load_config(args.config, args.overrides)
     dtype, _why = resolve_dtype(config.model.dtype)
