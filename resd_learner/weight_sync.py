@@ -69,18 +69,29 @@ def gathered(params: list[torch.Tensor]) -> Iterator[None]:
 
 def iter_full_parameters(module: nn.Module, bucket_numel: int = DEFAULT_BUCKET_NUMEL, *,
                          keep: bool = True) -> Iterator[tuple[str, torch.Tensor]]:
-    """``(name, full value)`` of every parameter of ``module`` (tied ones once), in module order.
+    """``(name, full value)`` of every parameter of ``module``, in module order, under every name it has.
+
+    A tied parameter (an output head that shares the input embedding) is gathered once and yielded
+    once per name, e.g. ``model.embed_tokens.weight`` then ``lm_head.weight``. The engine needs both:
+    vLLM's in-place reload restores a layer that received no weights to its old values, so a tied
+    head left out of the stream kept the initial weights while the embedding moved on (measured on
+    SmolLM2-135M and tiny Llama / Qwen3 models, ``tests/resd_learner/test_weight_sync.py``).
 
     A yielded tensor is the parameter itself (detached, no copy) and must be consumed, i.e. copied,
     before the iteration moves on: under ZeRO-3 its bucket is released when the next one is gathered.
     With ``keep=False`` the buckets are still gathered (a collective) but nothing is yielded.
     """
+    aliases: dict[int, list[str]] = {}
+    for name, param in module.named_parameters(remove_duplicate=False):
+        aliases.setdefault(id(param), []).append(name)
     named = [(name, param) for name, param in module.named_parameters()]
     for bucket in parameter_buckets(named, bucket_numel):
         with gathered([param for _, param in bucket]):
             if keep:
                 for name, param in bucket:
-                    yield name, param.detach()
+                    value = param.detach()
+                    for alias in aliases.get(id(param), [name]):
+                        yield alias, value
 
 
 def push_weights(backend: Any, module: nn.Module, bucket_numel: int = DEFAULT_BUCKET_NUMEL) -> None:

@@ -96,6 +96,37 @@ def test_vllm_matches_hf_before_and_after_a_weight_push(vllm_llm, tiny_model_dir
         hf_backend.push_weights(original)
 
 
+@pytest.mark.vllm
+def test_vllm_follows_the_tied_head_of_the_trainer_push(vllm_llm, tiny_model_dir, tiny_tokenizer):
+    """The trainer's push (parameters, not a state dict) must move the tied output head too: vLLM's
+    in-place reload restored a head that received no weights to its initial values, so the engine
+    sampled from the new body with the old head (log-probs 20 nats off after this perturbation)."""
+    from resd_learner.models import load_student
+    from resd_learner.rollout.base import render_prompt_ids
+    from resd_learner.weight_sync import push_weights
+
+    vllm = make_backend(RolloutConfig(backend="vllm", max_model_len=4096), tiny_model_dir, tiny_tokenizer,
+                        llm=vllm_llm)
+    student = load_student(tiny_model_dir, dtype="float32")
+    assert student.get_output_embeddings().weight is student.get_input_embeddings().weight  # tied
+    original = {k: v.clone() for k, v in student.state_dict().items()}
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for param in student.parameters():
+            param.add_(torch.randn(param.shape, generator=generator) * 0.5)
+    try:
+        push_weights(vllm, student)
+        for chat, group in zip(CHATS, vllm.generate(CHATS, n=1, temperature=0, max_tokens=6)):
+            prompt = render_prompt_ids(tiny_tokenizer, chat)
+            ids = torch.tensor([prompt + list(group[0].token_ids)])
+            with torch.no_grad():
+                logprobs = torch.log_softmax(student(input_ids=ids).logits[0].float(), dim=-1)
+            expected = [float(logprobs[len(prompt) - 1 + j, token]) for j, token in enumerate(group[0].token_ids)]
+            assert group[0].logprobs == pytest.approx(expected, abs=1e-3)
+    finally:  # leave the shared engine as it was
+        vllm.push_weights(original)
+
+
 def test_scheduler_options_keep_seeded_cpu_requests_in_one_prefill_step():
     from resd_learner.rollout.vllm_backend import scheduler_options
 
