@@ -10,7 +10,8 @@ Pure functions, testable without a model:
 - :func:`build_grpo_items`: group-normalised advantages (GRPO);
 - :func:`pack`, :func:`gather_positions`, :func:`response_targets`: right-padded id/attention tensors
   and the positions that predict each response token — the one place where student and teacher
-  sequences are aligned token by token.
+  sequences are aligned token by token;
+- :func:`teacher_shared_prefix`: the token prefix all of a step's teacher sequences share.
 
 The trainer (``trainer.py``) calls these in order; nothing here reads the trainer's state.
 """
@@ -34,6 +35,7 @@ from resd_learner.context import (
     choose_demonstration,
 )
 from resd_learner.grpo import group_advantages
+from resd_learner.shared_prefix import shared_prefix_length
 from resd_learner.types import Sample
 
 if TYPE_CHECKING:
@@ -268,6 +270,16 @@ def pack_teacher(items: Sequence[TrainItem], pad: int, device: torch.device | st
     """The teacher sequences of ``items`` (a non-distilled row repeats its student sequence, masked out)."""
     return pack([it.teacher_ids if it.distill else it.student_ids for it in items],
                 [it.teacher_start if it.distill else it.student_start for it in items], pad, device)
+
+
+def teacher_shared_prefix(items: Sequence[TrainItem]) -> int:
+    """How many leading tokens the teacher sequences of the distilled ``items`` share (0: none worth sharing).
+
+    The prefix stops before the first position any of them reads (``teacher_start - 1``), so every
+    hidden state the loss needs lies after it (:func:`resd_learner.shared_prefix.shared_prefix_length`).
+    """
+    distilled = [it for it in items if it.distill and it.teacher_ids]
+    return shared_prefix_length([it.teacher_ids for it in distilled], [it.teacher_start - 1 for it in distilled])
 
 
 def gather_positions(states: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:

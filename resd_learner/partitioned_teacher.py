@@ -222,6 +222,19 @@ class PartitionedEmaTeacher:
             head = head.detach().clone()
         return hidden, head
 
+    @torch.no_grad()
+    def response_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor, *,
+                        shared_prefix: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden states [B, R, H] at ``positions`` and the gathered head (collective).
+
+        ``shared_prefix`` is accepted for the trainer's sake and ignored: under ZeRO-3 every forward
+        gathers the layers anyway, and the partitioned teacher runs every sequence whole.
+        """
+        del shared_prefix
+        hidden, head = self.hidden_and_head(input_ids, attention_mask)
+        index = positions.to(hidden.device)[..., None].expand(-1, -1, hidden.shape[-1])
+        return hidden.gather(1, index), head
+
     # -- checkpoints ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """This rank's partitions plus the counters (every rank saves its own; resume needs the same world size)."""

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from resd_learner.shared_prefix import supports_shared_prefix
 from resd_learner.weight_sync import gathered, is_partitioned
 
 GATHER_BUCKET_NUMEL = 50_000_000
@@ -56,6 +57,11 @@ class TeacherConfig:
     """EMA rate tau in theta_T <- (1 - tau) theta_T + tau theta_S (official 1e-4; BSim-Medium 1e-2)."""
     update_every: int = 1
     """Apply the update on every N-th call, i.e. every N optimizer steps (official: 1)."""
+    share_prefix: bool = True
+    """Compute the keys/values of the token prefix that all teacher sequences of a step share (system
+    turn, teacher instructions, a task's fixed opening) once per teacher version and reuse them for
+    every micro-batch; the hidden states equal the plain forward's up to float rounding. False runs
+    every sequence whole. Ignored under ZeRO-3 and for models with sliding-window attention."""
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -70,6 +76,8 @@ class TeacherConfig:
         every = self.update_every
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             found.append(f"teacher.update_every={self.update_every!r} must be a positive integer")
+        if not isinstance(self.share_prefix, bool):
+            found.append(f"teacher.share_prefix={self.share_prefix!r} must be true or false")
         return found
 
 
@@ -95,8 +103,9 @@ class EmaTeacher:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
         compute_dtype: torch.dtype | None = None,
+        share_prefix: bool = True,
     ) -> None:
-        config = TeacherConfig(rate=rate, update_every=update_every)
+        config = TeacherConfig(rate=rate, update_every=update_every, share_prefix=share_prefix)
         if compute_dtype is not None and not compute_dtype.is_floating_point:
             raise ValueError(f"compute_dtype={compute_dtype} must be a floating-point dtype, e.g. torch.bfloat16")
         self.compute_dtype = compute_dtype
@@ -114,11 +123,19 @@ class EmaTeacher:
         """Number of EMA updates actually applied so far."""
         self.module = _detached_copy(_unwrap(student_module), dtype, self.device)
         self._params = dict(self.module.named_parameters())
+        model_config = getattr(self.module, "config", None)
+        self.share_prefix = bool(share_prefix) and model_config is not None and supports_shared_prefix(model_config)
+        """Whether :meth:`response_hidden` reuses a shared prefix's keys/values (``teacher.share_prefix``
+        and a full-attention model)."""
+        self._loads = 0
+        self._prefix_key: tuple[Any, ...] | None = None
+        self._prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     @classmethod
     def from_config(cls, student_module: nn.Module, config: TeacherConfig, **kwargs: Any) -> EmaTeacher:
         """Build from a :class:`TeacherConfig`; ``kwargs`` go to the constructor (dtype, device)."""
-        return cls(student_module, rate=config.rate, update_every=config.update_every, **kwargs)
+        return cls(student_module, rate=config.rate, update_every=config.update_every,
+                   share_prefix=config.share_prefix, **kwargs)
 
     @torch.no_grad()
     def update(self, student_module: nn.Module,
@@ -203,6 +220,59 @@ class EmaTeacher:
         hidden = outputs.last_hidden_state if hasattr(outputs, "last_hidden_state") else outputs[0]
         return hidden, head.weight
 
+    @torch.no_grad()
+    def response_hidden(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor, *,
+        shared_prefix: int = 0,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The teacher's final hidden states at ``positions`` and its output projection, without gradients.
+
+        Args:
+            input_ids, attention_mask: [B, T] right-padded teacher sequences.
+            positions: [B, R] the positions to read (those predicting the response tokens; padding
+                entries may hold any position, their rows of the result are meaningless).
+            shared_prefix: P > 0 when every row starts with the same P tokens and every position that
+                matters is >= P (:func:`resd_learner.shared_prefix.shared_prefix_length`). The prefix's
+                keys/values are then computed once and kept until the teacher's weights change (an
+                EMA update or a load); only tokens P.. of each row are run. Ignored (the plain
+                forward runs) when :attr:`share_prefix` is off.
+
+        Returns:
+            ``(hidden [B, R, H], lm_head_weight [V, H])``, dtypes as in :meth:`hidden_and_head`.
+        """
+        if shared_prefix <= 0 or not self.share_prefix:
+            hidden, head = self.hidden_and_head(input_ids, attention_mask)
+            return _gather(hidden, positions), head
+        if shared_prefix >= input_ids.shape[1]:
+            raise ValueError(f"shared_prefix={shared_prefix} leaves no token of the {input_ids.shape[1]}-token rows to run")
+        base = self.module.base_model
+        head = self.module.get_output_embeddings()
+        device = next(self.module.parameters()).device
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+        prefix = input_ids[0, :shared_prefix]
+        with torch.autocast(device_type=device.type, dtype=self.compute_dtype or self.dtype,
+                            enabled=self.compute_dtype is not None and self.compute_dtype != self.dtype):
+            cache = self._prefix_cache(base, prefix, batch=input_ids.shape[0])
+            mask = torch.cat([attention_mask.new_ones(attention_mask.shape[0], shared_prefix),
+                              attention_mask[:, shared_prefix:]], dim=1)
+            outputs = base(input_ids=input_ids[:, shared_prefix:], attention_mask=mask, past_key_values=cache,
+                           use_cache=True)
+        hidden = outputs.last_hidden_state if hasattr(outputs, "last_hidden_state") else outputs[0]
+        return _gather(hidden, (positions.to(device) - shared_prefix).clamp(min=0)), head.weight
+
+    def _prefix_cache(self, base: nn.Module, prefix: torch.Tensor, batch: int) -> Any:
+        """A fresh cache holding the prefix's keys/values for ``batch`` rows (computed on a miss)."""
+        from transformers import DynamicCache
+
+        key = (tuple(prefix.tolist()), self.updates, self._loads)
+        if key != self._prefix_key:
+            self._prefix_kv, self._prefix_key = [], None  # free the old prefix before computing the new one
+            past = base(input_ids=prefix[None], use_cache=True).past_key_values
+            self._prefix_kv = [(layer.keys, layer.values) for layer in past.layers]
+            self._prefix_key = key
+        kv = [(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in self._prefix_kv]
+        return DynamicCache(ddp_cache_data=kv, config=self.module.config)
+
     def state_dict(self) -> dict[str, Any]:
         """Teacher weights plus the counters needed to resume the update cadence exactly."""
         return {
@@ -221,8 +291,15 @@ class EmaTeacher:
                 f"teacher state lacks {sorted(missing)}; pass what EmaTeacher.state_dict() returned"
             )
         self.module.load_state_dict(state["module"])
+        self._loads += 1  # the cached prefix belongs to the old weights
         self.calls = int(state["calls"])
         self.updates = int(state["updates"])
+
+
+def _gather(states: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """``states[b, positions[b, j]]`` for [B, T, H] states and [B, R] positions -> [B, R, H]."""
+    index = positions.to(states.device)[..., None].expand(-1, -1, states.shape[-1])
+    return states.gather(1, index)
 
 
 def _unwrap(module: nn.Module) -> nn.Module:

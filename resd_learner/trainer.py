@@ -76,6 +76,7 @@ from resd_learner.batch import (
     pack_teacher,
     response_targets,
     sample_views,
+    teacher_shared_prefix,
 )
 from resd_learner.colocate import GenerationGroups
 from resd_learner.config import RunConfig, dump_yaml
@@ -285,7 +286,8 @@ class Trainer:
                                                      update_every=cfg.teacher.update_every, compute_dtype=compute)
             else:
                 self.teacher = EmaTeacher(model, rate=cfg.teacher.rate, update_every=cfg.teacher.update_every,
-                                          device=distributed.device(), compute_dtype=compute)
+                                          device=distributed.device(), compute_dtype=compute,
+                                          share_prefix=cfg.teacher.share_prefix)
         self.student: PreTrainedModel = install_distillation_forward(model)
         """The Hugging Face student the engine wraps (under ZeRO-3 its parameters are partitions)."""
         self.engine, self.optimizer, self.scheduler = distributed.build_engine(
@@ -494,9 +496,10 @@ class Trainer:
         self.engine.train()
         totals = dict(_EMPTY_STATS)
         micro = self.micro_batch_size
+        prefix = teacher_shared_prefix(items) if self.teacher is not None else 0
         for start in range(0, self.grad_accum * micro, micro):
             chunk = items[start:start + micro]
-            loss, stats = self._micro_batch_loss(chunk, timer)
+            loss, stats = self._micro_batch_loss(chunk, timer, prefix)
             with timer("backward"):
                 self.engine.backward(loss)
             with timer("optim"):
@@ -512,11 +515,14 @@ class Trainer:
             totals["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
         return _all_reduce_stats(totals)
 
-    def _micro_batch_loss(self, chunk: list[TrainItem], timer: Timer) -> tuple[torch.Tensor, dict[str, float]]:
+    def _micro_batch_loss(self, chunk: list[TrainItem], timer: Timer,
+                          shared_prefix: int = 0) -> tuple[torch.Tensor, dict[str, float]]:
         """Scalar loss of one micro-batch (already divided by nothing: DeepSpeed scales by 1/grad_accum).
 
         A micro-batch with nothing to distil (while other micro-batches of the step have a loss) gets
         an exact zero that is attached to the student's graph, so ``engine.backward`` accepts it.
+        ``shared_prefix``: the step's teacher sequences share their first P tokens
+        (:func:`~resd_learner.batch.teacher_shared_prefix`); used when every row of the chunk is distilled.
         """
         cfg = self.config
         device = self.engine.device
@@ -533,8 +539,10 @@ class Trainer:
             return loss, {"divergence_sum": 0.0, "tokens": 0.0}
         with timer("teacher"):
             teacher = pack_teacher(chunk, pad, device)
-            t_hidden, t_head = self.teacher.hidden_and_head(teacher.ids, teacher.attention)
-            t_hidden = gather_positions(t_hidden, teacher.positions).to(t_head.dtype)  # logits in fp32
+            prefix = shared_prefix if all(it.distill for it in chunk) else 0  # other rows hold student ids
+            t_hidden, t_head = self.teacher.response_hidden(teacher.ids, teacher.attention, teacher.positions,
+                                                            shared_prefix=prefix)
+            t_hidden = t_hidden.to(t_head.dtype)  # logits in fp32
         with timer("loss"):
             per_token = self._distill_loss(chunk, student, t_hidden, t_head)
             weights = torch.tensor([it.weight for it in chunk], dtype=torch.float32, device=device)

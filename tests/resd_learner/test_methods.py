@@ -21,6 +21,7 @@ from resd_learner.batch import (
     build_teacher_items,
     choose_demonstrations,
     sample_views,
+    teacher_shared_prefix,
 )
 from resd_learner.trainer import Timer, Trainer
 from resd_learner.types import Sample, Score, Task
@@ -132,6 +133,22 @@ FULL_RESD = {
 
 def test_resd_teacher_context(batch, tiny_tokenizer):
     assert _run(batch, tiny_tokenizer, name="resd") == FULL_RESD
+
+
+def test_resd_teacher_sequences_share_their_instructions(batch, tiny_tokenizer):
+    """The distilled teacher sequences share the chat header, the instructions and the tasks' common words."""
+    method = MethodConfig(name="resd", teacher_template="manufactoria", max_teacher_length=4096)
+    items = _teacher_batch(batch, method, tiny_tokenizer, buffer=_buffer(batch, method),
+                           reflections=[row[5] for row in BATCH], playbook=PLAYBOOK)
+    distilled = [it for it in items if it.distill]
+    prefix = teacher_shared_prefix(items)
+    assert len(distilled) == 8 and prefix >= 20  # FULL_RESD: every sample has a privileged signal
+    assert all(it.teacher_ids[:prefix] == distilled[0].teacher_ids[:prefix] for it in distilled)
+    assert len({it.teacher_ids[prefix] for it in distilled}) > 1  # the longest such prefix
+    assert prefix <= min(it.teacher_start - 1 for it in distilled)
+    assert tiny_tokenizer.decode(distilled[0].teacher_ids[:prefix]).endswith("Solve task")  # tasks A-D differ next
+    only_one = [it if it is distilled[0] else dataclasses.replace(it, distill=False) for it in items]
+    assert teacher_shared_prefix(only_one) == 0  # nothing to share with
 
 
 def _without(expected, marker):

@@ -274,3 +274,84 @@ def test_teacher_forward_under_bf16_autocast_keeps_fp32_weights(tiny_model_dir):
     full, _ = EmaTeacher(model, rate=0.1).hidden_and_head(torch.tensor([[1, 2, 3, 4]]))
     assert not torch.equal(hidden.float(), full)  # the matmuls ran in bf16 ...
     assert torch.allclose(hidden.float(), full, atol=0.1, rtol=0.05)  # ... to bf16 accuracy
+
+
+def _shared_prefix_batch(prefix_len: int = 10, generator_seed: int = 7):
+    """Three right-padded rows that share their first ``prefix_len`` tokens, and their response positions."""
+    generator = torch.Generator().manual_seed(generator_seed)
+    prefix = torch.randint(0, 48, (prefix_len,), generator=generator)
+    rows = [torch.cat([prefix, torch.randint(0, 48, (n,), generator=generator)]) for n in (6, 9, 4)]
+    width = max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    attention = torch.zeros_like(ids)
+    positions = torch.zeros(len(rows), 3, dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)], attention[i, :len(row)] = row, 1
+        positions[i] = torch.arange(len(row) - 4, len(row) - 1)  # the last three tokens are the "response"
+    return ids, attention, positions
+
+
+def test_response_hidden_with_a_shared_prefix_matches_the_whole_forward():
+    teacher = EmaTeacher(_tiny_lm(), rate=0.1)
+    assert teacher.share_prefix
+    ids, attention, positions = _shared_prefix_batch()
+    whole, head = teacher.response_hidden(ids, attention, positions)
+    shared, shared_head = teacher.response_hidden(ids, attention, positions, shared_prefix=10)
+    assert shared.shape == whole.shape == (3, 3, 32) and shared_head is head
+    torch.testing.assert_close(shared, whole, atol=1e-5, rtol=1e-5)
+    reference, _ = teacher.hidden_and_head(ids, attention)
+    torch.testing.assert_close(whole, gather_positions(reference, positions))
+
+
+def test_shared_prefix_is_computed_once_per_teacher_version():
+    student = _tiny_lm()
+    teacher = EmaTeacher(student, rate=0.5)
+    calls = []
+    teacher.module.base_model.register_forward_hook(lambda module, args, kwargs_out: calls.append(1))
+    ids, attention, positions = _shared_prefix_batch()
+
+    def run() -> torch.Tensor:
+        calls.clear()
+        return teacher.response_hidden(ids, attention, positions, shared_prefix=10)[0]
+
+    run()
+    assert len(calls) == 2  # the prefix, then the rest of the rows
+    run()
+    assert len(calls) == 1  # the cached prefix is reused
+    _train_step(student)
+    teacher.update(student)
+    updated = run()
+    assert len(calls) == 2  # new weights, new prefix
+    torch.testing.assert_close(updated, teacher.response_hidden(ids, attention, positions)[0], atol=1e-5, rtol=1e-5)
+    teacher.load_state_dict(EmaTeacher(_tiny_lm(seed=5), rate=0.5).state_dict())
+    reloaded = run()
+    assert len(calls) == 2 and not torch.allclose(reloaded, updated)
+    torch.testing.assert_close(reloaded, teacher.response_hidden(ids, attention, positions)[0], atol=1e-5, rtol=1e-5)
+
+
+def test_shared_prefix_off_runs_every_row_whole():
+    teacher = EmaTeacher(_tiny_lm(), rate=0.1, share_prefix=False)
+    calls = []
+    teacher.module.base_model.register_forward_hook(lambda module, args, kwargs_out: calls.append(1))
+    ids, attention, positions = _shared_prefix_batch()
+    teacher.response_hidden(ids, attention, positions, shared_prefix=10)
+    assert len(calls) == 1 and not teacher.share_prefix
+    assert TeacherConfig().share_prefix is True
+    with pytest.raises(ValueError, match="teacher.share_prefix"):
+        TeacherConfig(share_prefix="yes")
+
+
+def test_shared_prefix_must_leave_tokens_to_run():
+    teacher = EmaTeacher(_tiny_lm(), rate=0.1)
+    ids, attention, positions = _shared_prefix_batch()
+    with pytest.raises(ValueError, match="leaves no token"):
+        teacher.response_hidden(ids, attention, positions, shared_prefix=ids.shape[1])
+
+
+def test_shared_prefix_under_bf16_autocast_stays_close_to_the_whole_forward():
+    teacher = EmaTeacher(_tiny_lm(), rate=0.1, compute_dtype=torch.bfloat16)
+    ids, attention, positions = _shared_prefix_batch()
+    whole, _ = teacher.response_hidden(ids, attention, positions)
+    shared, _ = teacher.response_hidden(ids, attention, positions, shared_prefix=10)
+    assert shared.dtype == whole.dtype
+    assert torch.allclose(shared.float(), whole.float(), atol=0.1, rtol=0.05)

@@ -136,6 +136,24 @@ def test_distillation_loss_decreases_on_a_fixed_batch(hf_trainer):
     assert losses[-1] < losses[0] * 0.9 and losses == sorted(losses, reverse=True), losses
 
 
+def test_micro_batch_loss_with_the_shared_teacher_prefix_equals_the_whole_forward(hf_trainer):
+    """The step's teacher sequences share their instructions; reusing that prefix's keys/values gives
+    the same per-micro-batch loss as running every teacher sequence whole."""
+    from resd_learner.batch import teacher_shared_prefix
+
+    trainer = hf_trainer
+    samples = trainer._rollout(trainer._batch_tasks(0))
+    items = trainer._build_items(samples, trainer._update_context(samples))
+    prefix = teacher_shared_prefix(items)
+    assert prefix > 20 and trainer.teacher.share_prefix
+    trainer.engine.eval()
+    with torch.no_grad():
+        for chunk in (items[:1], items[1:2]):
+            shared, _ = trainer._micro_batch_loss(chunk, Timer(), prefix)
+            whole, _ = trainer._micro_batch_loss(chunk, Timer(), 0)
+            torch.testing.assert_close(shared, whole, atol=1e-6, rtol=1e-4)
+
+
 def test_distillation_loss_carries_the_rollout_correction(hf_trainer):
     """Sampled-token log-probs far below the trainer's give the cap (2) on every token: twice the loss;
     without log-probs there is no correction."""
