@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from resd_learner.teacher import TeacherConfig, _unwrap
+from resd_learner.teacher import TeacherConfig, _gather, _unwrap
 
 TEACHER_ZERO3_CONFIG: dict[str, Any] = {
     "train_micro_batch_size_per_gpu": 1,
@@ -232,8 +232,7 @@ class PartitionedEmaTeacher:
         """
         del shared_prefix
         hidden, head = self.hidden_and_head(input_ids, attention_mask)
-        index = positions.to(hidden.device)[..., None].expand(-1, -1, hidden.shape[-1])
-        return hidden.gather(1, index), head
+        return _gather(hidden, positions), head
 
     # -- checkpoints ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
