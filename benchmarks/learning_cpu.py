@@ -17,7 +17,7 @@ the run directories under ``runs/``.
 
 Command (documented in docs/evaluation.md)::
 
-    python benchmarks/learning_cpu.py --seeds 0 1 2 3 4 5
+    python benchmarks/learning_cpu.py --seeds 0 1 2
 """
 
 from __future__ import annotations
