@@ -83,7 +83,8 @@ def test_two_rank_loss_equals_one_rank_on_the_same_data(two_rank_run, tmp_path, 
     result = results[2]
     config = load_config(smoke_config_path, [f"train.run_dir={tmp_path}", "rollout.backend=hf",
                                              "distributed.zero_stage=2", "rollout.max_tokens=8",
-                                             "context.max_reflection_tokens=8", "train.progress=false"])
+                                             "context.max_reflection_tokens=8", "train.progress=false",
+                                             "teacher.share_prefix=false"])  # as in the driver
     trainer = Trainer(config)
     trainer.global_step = 1
     items = trainer._build_items(result["samples"], result["context"])
