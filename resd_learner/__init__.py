@@ -10,4 +10,12 @@ Layout: ``task_sources`` (prompts, rewards, feedback from an env) → ``rollout`
 ``teacher`` / ``loss`` → ``trainer`` (the loop); ``evaluate`` and ``report`` read runs.
 """
 
+import time as _time
+
 __version__ = "0.1.0"
+
+STARTED_AT: float = _time.time()
+"""Wall-clock time (``time.time()``) at which this package was first imported in this interpreter. The
+run summary's wall time counts from here rather than from the process's creation: under
+``bash -c "setup && resd-learn ..."`` bash execs its last command, so the process was created when the
+shell started and its age would include the setup."""

@@ -14,7 +14,7 @@ Two pieces, each a one-line call from the trainer:
         change +0.082, 95% paired bootstrap CI [+0.031, +0.133] (10000 resamples of the prompts)
       playbook: 5 entries
       reflections parsed: 32/32 (100%); curations parsed: 8/8 (100%)
-      wall time: 11.4 min (this process, model loading and warm start included)
+      wall time: 11.4 min (since resd_learner was imported; model loading and warm start included)
 
 The CI resamples validation prompts with replacement, keeping each prompt's (start, end) pair
 together, and takes the 2.5 / 97.5 percentiles of the mean change (seeded: the same run gives the
@@ -24,7 +24,6 @@ same interval).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -186,18 +185,18 @@ def format_summary(summary: RunSummary) -> str:
         curated = f"curations parsed: {_pct(summary.curations_applied, curations)}" if curations else "no curator call"
         lines.append(f"{reflections}; {curated}")
     if summary.minutes is not None:
-        lines.append(f"wall time: {summary.minutes:.1f} min (this process, model loading and warm start included)")
+        lines.append(f"wall time: {summary.minutes:.1f} min (since resd_learner was imported; model loading and "
+                     "warm start included)")
     return "\n".join(lines)
 
 
-def process_minutes() -> float | None:
-    """Minutes since this process started (None where the start time cannot be read)."""
-    try:
-        import psutil
+def process_minutes() -> float:
+    """Minutes since ``resd_learner`` was first imported in this interpreter (:data:`resd_learner.STARTED_AT`):
+    the job's own time, interpreter start-up (well under a second) aside, and never the time of a shell
+    that exec'd it."""
+    import resd_learner
 
-        return (time.time() - psutil.Process(os.getpid()).create_time()) / 60.0
-    except Exception:  # psutil missing or the platform hides the start time
-        return None
+    return (time.time() - resd_learner.STARTED_AT) / 60.0
 
 
 def print_run_summary(run_dir: str | Path) -> RunSummary:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,13 @@ def test_summary_counts_echoed_reflections_and_says_when_the_curator_was_never_c
     assert "reflections parsed: 10/10 (100%), 8 of them dropped as echoes of the prompt's format example; no curator call" \
         in format_summary(summary)
     assert json.loads(json.dumps(summary.as_dict()))["reflections_echo"] == 8
+
+
+def test_wall_time_counts_from_the_package_import_not_the_process_creation(monkeypatch) -> None:
+    import resd_learner
+    from resd_learner.summary import process_minutes
+
+    monkeypatch.setattr(resd_learner, "STARTED_AT", time.time() - 90.0)
+    assert 1.49 < process_minutes() < 1.6
+    monkeypatch.setattr(resd_learner, "STARTED_AT", time.time())
+    assert process_minutes() < 0.05
