@@ -16,6 +16,9 @@ already holds; this module only turns it into files and reads them back. Layout 
     response, decoded), ``sections``, ``distill``, ``skip_reason``, ``weight``;
 
 - ``playbook_<N>.md``: the playbook after step N's context update ("" when empty).
+- ``val_<N>.jsonl.gz``: every reply of the validation run at step N (0 = before training), one
+  ``"validation"`` record each, with the rollout fields above (``group_index`` = the reply's index
+  among the prompt's ``eval.n``); :func:`validation_outcomes` counts them by feedback head.
 
 Everything is plain JSON, so ``zcat RUN_DIR/records/step_000001.jsonl.gz | jq .`` reads a step.
 """
@@ -33,6 +36,9 @@ from typing import Any
 RECORDS_DIR = "records"
 RECORD_TYPES = ("rollout", "context", "teacher_prompt")
 _STEP_FILE = re.compile(r"^step_(\d+)\.jsonl\.gz$")
+_VAL_FILE = re.compile(r"^val_(\d+)\.jsonl\.gz$")
+FEEDBACK_HEAD_CHARS = 40
+"""A feedback head longer than this is cut (see :func:`feedback_head`)."""
 
 
 def step_file(run_dir: str | Path, step: int) -> Path:
@@ -43,6 +49,11 @@ def step_file(run_dir: str | Path, step: int) -> Path:
 def playbook_file(run_dir: str | Path, step: int) -> Path:
     """``RUN_DIR/records/playbook_<N>.md``."""
     return Path(run_dir) / RECORDS_DIR / f"playbook_{int(step):06d}.md"
+
+
+def val_file(run_dir: str | Path, step: int) -> Path:
+    """``RUN_DIR/records/val_<N>.jsonl.gz``."""
+    return Path(run_dir) / RECORDS_DIR / f"val_{int(step):06d}.jsonl.gz"
 
 
 def rollout_records(samples: Sequence[Any]) -> list[dict[str, Any]]:
@@ -115,16 +126,35 @@ class RunRecords:
         for i, rec in enumerate(records):
             if rec.get("type") not in RECORD_TYPES:
                 raise ValueError(f"record {i} of step {step} has type {rec.get('type')!r}; use one of {RECORD_TYPES}")
-        path = step_file(self.run_dir, step)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with gzip.open(tmp, "wt", encoding="utf-8") as handle:
-            for rec in records:
-                handle.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        tmp.replace(path)
+        path = _write_jsonl_gz(step_file(self.run_dir, step), records)
         if playbook is not None:
             playbook_file(self.run_dir, step).write_text(playbook, encoding="utf-8")
         return path
+
+    def write_validation(self, step: int, samples: Sequence[Any]) -> Path:
+        """Write every validation reply of ``step`` (scored ``Sample`` objects) to ``val_<N>.jsonl.gz``;
+        a rerun of the same validation replaces the file."""
+        records = [{**rec, "type": "validation"} for rec in rollout_records(samples)]
+        return _write_jsonl_gz(val_file(self.run_dir, step), records)
+
+
+def _write_jsonl_gz(path: Path, records: Sequence[Mapping[str, Any]]) -> Path:
+    """Write ``records`` as gzip JSON lines to ``path`` atomically (a temporary file, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with gzip.open(tmp, "wt", encoding="utf-8") as handle:
+        for rec in records:
+            handle.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def _read_jsonl_gz(path: Path) -> list[dict[str, Any]]:
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+    except (OSError, EOFError, ValueError) as exc:
+        raise ValueError(f"{path} is not readable gzip JSON lines ({exc}); delete it or rerun that step") from exc
 
 
 @dataclass
@@ -154,17 +184,48 @@ def read_records(run_dir: str | Path) -> list[StepRecords]:
     out = []
     for step, path in sorted(steps):
         rec = StepRecords(step)
-        try:
-            with gzip.open(path, "rt", encoding="utf-8") as handle:
-                rows = [json.loads(line) for line in handle if line.strip()]
-        except (OSError, EOFError, ValueError) as exc:
-            raise ValueError(f"{path} is not readable gzip JSON lines ({exc}); delete it or rerun that step") from exc
-        for row in rows:
+        for row in _read_jsonl_gz(path):
             {"rollout": rec.rollouts, "context": rec.context, "teacher_prompt": rec.teacher_prompts}.get(
                 row.get("type"), []).append(row)
         pb = playbook_file(run_dir, step)
         rec.playbook = pb.read_text(encoding="utf-8") if pb.is_file() else None
         out.append(rec)
+    return out
+
+
+def read_validations(run_dir: str | Path) -> dict[int, list[dict[str, Any]]]:
+    """Every recorded validation under ``RUN_DIR/records/``: step -> its reply records, in step order
+    ({} when there are none). A corrupt file raises ``ValueError`` naming it."""
+    folder = Path(run_dir) / RECORDS_DIR
+    if not folder.is_dir():
+        return {}
+    found = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _VAL_FILE.match(p.name)))
+    return {step: _read_jsonl_gz(path) for step, path in found}
+
+
+def feedback_head(record: Mapping[str, Any]) -> str:
+    """The kind of outcome a reply record had: "passed" when it passed, else its feedback up to the first
+    ``:`` or ``.`` (at most :data:`FEEDBACK_HEAD_CHARS` characters; "(no feedback)" when empty). FinerMini's
+    feedback starts "Wrong: ..." or "No answer read: ...", so the heads separate a wrong tag from a reply
+    that named no candidate."""
+    if record.get("passed"):
+        return "passed"
+    text = str(record.get("feedback", "")).strip()
+    head = re.split(r"[:.\n]", text, maxsplit=1)[0].strip() if text else ""
+    if not head:
+        return "(no feedback)"
+    return head if len(head) <= FEEDBACK_HEAD_CHARS else head[: FEEDBACK_HEAD_CHARS - 3].rstrip() + "..."
+
+
+def validation_outcomes(validations: Mapping[int, Sequence[Mapping[str, Any]]]) -> dict[int, dict[str, int]]:
+    """Per validation step, how many replies had each :func:`feedback_head` (most frequent first)."""
+    out: dict[int, dict[str, int]] = {}
+    for step, rows in validations.items():
+        counts: dict[str, int] = {}
+        for row in rows:
+            head = feedback_head(row)
+            counts[head] = counts.get(head, 0) + 1
+        out[step] = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
     return out
 
 

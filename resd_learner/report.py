@@ -11,7 +11,9 @@ Reads ``RUN_DIR/metrics.jsonl`` (rows ``{"step", "kind": "train"|"val", ...}``) 
   reflection that caused each), tagged helpful/harmful (with the new counts) and removed (with the
   reason), then a table of every entry's life;
 - ``index.md`` and ``index.html``: the figures, the rank-based checkpoint selection (when the run
-  has validation rows) and links to the history.
+  has validation rows), the outcomes of the recorded validation replies (``records/val_<N>.jsonl.gz``:
+  how many passed, how many failed with each feedback head, per validation step), worked examples and
+  links to the history.
 
 All model text is escaped in HTML, and pipes/newlines are neutralised in Markdown tables.
 """
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from resd_learner.records import read_records
+from resd_learner.records import read_records, read_validations, validation_outcomes
 from resd_learner.selection import read_jsonl, saved_checkpoints, select_checkpoint
 
 #: Figure file -> (title, key prefixes, row kind). Keys are the flat metric names the trainer logs.
@@ -49,6 +51,11 @@ ENTRY_LABEL_CHARS = 70
 #: Worked examples shown in the index, and the characters of each text shown.
 WORKED_EXAMPLES = 3
 EXAMPLE_CHARS = 600
+
+#: Heading of the validation-outcome table in the index.
+OUTCOMES_TITLE = "Validation replies by outcome (records/val_*.jsonl.gz)"
+#: How ``_md_inline`` writes a pipe inside a Markdown table cell.
+ESCAPED_PIPE = "\\|"
 
 #: Longest reflection shown in full in the Markdown history (the HTML keeps everything, folded).
 MD_REFLECTION_CHARS = 1200
@@ -182,6 +189,27 @@ def selection_table(selection: Any) -> str:
         fallback = (f"; the best step with a checkpoint is {saved[0].step} ({saved[0].checkpoint})" if saved
                     else "; no validated step has a checkpoint")
         lines.append(f"selected step {best.step} (no checkpoint saved at that step){fallback}")
+    return "\n".join(lines)
+
+
+def outcomes_table(outcomes: Mapping[int, Mapping[str, int]]) -> str:
+    """Markdown table of :func:`resd_learner.records.validation_outcomes`: one row per outcome ("passed",
+    then the feedback heads by their count at the first step), one column per validation step, each cell
+    ``count (share %)`` of that step's replies ("" when there are none)."""
+    steps = sorted(outcomes)
+    if not steps:
+        return ""
+    heads: list[str] = []
+    for step in steps:
+        heads += [h for h in outcomes[step] if h not in heads]
+    heads.sort(key=lambda h: (h != "passed", -outcomes[steps[0]].get(h, 0)))
+    totals = {step: sum(outcomes[step].values()) for step in steps}
+    lines = ["| outcome | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|" + "---|" * len(steps)]
+    for head in heads:
+        cells = [f"{outcomes[s].get(head, 0)} ({100.0 * outcomes[s].get(head, 0) / totals[s]:.0f} %)" if totals[s]
+                 else "" for s in steps]
+        lines.append(f"| {_md_inline(head)} | " + " | ".join(cells) + " |")
+    lines.append("| replies | " + " | ".join(str(totals[s]) for s in steps) + " |")
     return "\n".join(lines)
 
 
@@ -509,8 +537,10 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Repo
         notes.append(f"{TOP_ENTRIES_FIGURE}: no entry was ever tagged helpful or harmful")
 
     examples: list[WorkedExample] = []
+    outcomes_text = ""
     try:
         examples = worked_examples(read_records(run))
+        outcomes_text = outcomes_table(validation_outcomes(read_validations(run)))
     except ValueError as err:
         notes.append(f"records: {err}")
     if not examples:
@@ -518,8 +548,9 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Repo
     files = [out / "playbook_history.md", out / "playbook_history.html", out / "index.md", out / "index.html"]
     files[0].write_text(history_markdown(events), encoding="utf-8")
     files[1].write_text(history_html(events), encoding="utf-8")
-    files[2].write_text(_index_markdown(run, figures, selection_text, notes, examples), encoding="utf-8")
-    files[3].write_text(_index_html(run, figures, selection_text, notes, examples), encoding="utf-8")
+    files[2].write_text(_index_markdown(run, figures, selection_text, notes, examples, outcomes_text),
+                        encoding="utf-8")
+    files[3].write_text(_index_html(run, figures, selection_text, notes, examples, outcomes_text), encoding="utf-8")
     return ReportResult(out, figures, files, notes)
 
 
@@ -528,10 +559,12 @@ def _figure_title(fig: Path) -> str:
 
 
 def _index_markdown(run: Path, figures: list[Path], selection_text: str, notes: list[str],
-                    examples: Sequence[WorkedExample] = ()) -> str:
+                    examples: Sequence[WorkedExample] = (), outcomes_text: str = "") -> str:
     lines = [f"# Run report: {run.name}", ""]
     if selection_text:
         lines += ["## Checkpoint selection (rank rule, paper §4.1)", "", "```", selection_text, "```", ""]
+    if outcomes_text:
+        lines += [f"## {OUTCOMES_TITLE}", "", outcomes_text, ""]
     for fig in figures:
         lines += [f"## {_figure_title(fig)}", "", f"![{fig.stem}]({fig.name})", ""]
     lines += ["## Playbook", "", "[history (Markdown)](playbook_history.md) · [history (HTML)](playbook_history.html)", ""]
@@ -543,11 +576,13 @@ def _index_markdown(run: Path, figures: list[Path], selection_text: str, notes: 
 
 
 def _index_html(run: Path, figures: list[Path], selection_text: str, notes: list[str],
-                examples: Sequence[WorkedExample] = ()) -> str:
+                examples: Sequence[WorkedExample] = (), outcomes_text: str = "") -> str:
     e = html.escape
     body = [f"<h1>Run report: {e(run.name)}</h1>"]
     if selection_text:
         body.append(f"<h2>Checkpoint selection (rank rule, paper §4.1)</h2><pre>{e(selection_text)}</pre>")
+    if outcomes_text:
+        body.append(f"<h2>{e(OUTCOMES_TITLE)}</h2>" + _markdown_table_html(outcomes_text))
     for fig in figures:
         body.append(f"<h2>{e(_figure_title(fig))}</h2><img src='{e(fig.name)}' alt='{e(fig.stem)}'>")
     body.append("<h2>Playbook</h2><p><a href='playbook_history.html'>history</a></p>")
@@ -556,6 +591,18 @@ def _index_html(run: Path, figures: list[Path], selection_text: str, notes: list
     if notes:
         body.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")
     return _html_page(f"Run report: {run.name}", body)
+
+
+def _markdown_table_html(table: str) -> str:
+    """An HTML table of a Markdown table written by this module (cells escaped; the separator row dropped)."""
+    rows = [line.strip().strip("|").split(" | ") for line in table.splitlines() if not line.startswith("|---")]
+    head, body = rows[0], rows[1:]
+    cells = "".join(f"<th>{html.escape(c.strip())}</th>" for c in head)
+    out = [f"<table><tr>{cells}</tr>"]
+    for row in body:
+        out.append("<tr>" + "".join(f"<td>{html.escape(c.strip().replace(ESCAPED_PIPE, '|'))}</td>" for c in row)
+                   + "</tr>")
+    return "".join(out) + "</table>"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

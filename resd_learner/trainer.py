@@ -677,6 +677,8 @@ class Trainer:
             per_task = [[float(s.score.passed) for s in samples[i * n:(i + 1) * n]] for i in range(len(self.val_tasks))]
             per_case = [[float(s.score.score) for s in samples[i * n:(i + 1) * n]] for i in range(len(self.val_tasks))]
             record_val_scores(self.run_dir, self.global_step, [t.example_id for t in self.val_tasks], per_case)
+            if self.records is not None:  # every reply, its score and feedback (records/val_<step>.jsonl.gz)
+                self.records.write_validation(self.global_step, samples)
             metrics = summarize({"per_task": per_task, "per_test_case": per_case}, n=n)
             values = {f"val/{k}": v for k, v in metrics.items()}
             values["val/reward_mean"] = float(np.mean([s.reward for s in samples]))

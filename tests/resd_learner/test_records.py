@@ -10,7 +10,16 @@ from types import SimpleNamespace
 import pytest
 
 from resd_learner import report
-from resd_learner.records import RunRecords, collect_step_records, read_records, step_file
+from resd_learner.records import (
+    RunRecords,
+    collect_step_records,
+    feedback_head,
+    read_records,
+    read_validations,
+    step_file,
+    val_file,
+    validation_outcomes,
+)
 from resd_learner.selection import select_checkpoint
 from resd_learner.types import Score, Task
 
@@ -107,3 +116,48 @@ def test_records_folder_appears_with_the_first_step_and_marks_a_run(tmp_path) ->
     records.write_step(1, [], playbook="")
     assert holds_run(tmp_path / "run")
     assert check_new_run_dir(tmp_path / "run", overwrite=True) is True
+
+
+def _write_two_validations(run: Path) -> None:
+    records = RunRecords(run)
+    records.write_validation(0, [_sample("v1", 0.0, "<answer>Nope</answer>", "No answer read: name one tag"),
+                                 _sample("v1", 0.0, "<answer>B</answer>", "Wrong: B is not the right tag for \"9\"."),
+                                 _sample("v2", 1.0, "<answer>A</answer>", "Correct.")])
+    records.write_validation(8, [_sample("v1", 1.0, "<answer>A</answer>"), _sample("v1", 1.0, "<answer>A</answer>"),
+                                 _sample("v2", 0.0, "<answer>B</answer>", "Wrong: B | C is not right")])
+
+
+def test_validation_replies_round_trip_and_count_by_feedback_head(tmp_path):
+    _write_two_validations(tmp_path)
+    validations = read_validations(tmp_path)
+    assert sorted(validations) == [0, 8]
+    assert [r["response"] for r in validations[0]] == ["<answer>Nope</answer>", "<answer>B</answer>", "<answer>A</answer>"]
+    assert {r["type"] for rows in validations.values() for r in rows} == {"validation"}
+    assert read_records(tmp_path) == []  # validation files are not training steps
+    outcomes = validation_outcomes(validations)
+    assert outcomes[0] == {"No answer read": 1, "Wrong": 1, "passed": 1}
+    assert outcomes[8] == {"passed": 2, "Wrong": 1}
+    val_file(tmp_path, 8).write_bytes(b"not gzip")
+    with pytest.raises(ValueError, match="val_000008"):
+        read_validations(tmp_path)
+
+
+def test_feedback_head_names_the_outcome_kind():
+    assert feedback_head({"passed": True, "feedback": "Wrong: x"}) == "passed"
+    assert feedback_head({"passed": False, "feedback": ""}) == "(no feedback)"
+    assert feedback_head({"passed": False, "feedback": "Test 3 failed. Expected 4"}) == "Test 3 failed"
+    long = feedback_head({"passed": False, "feedback": "x" * 100})
+    assert len(long) == 40 and long.endswith("...")
+
+
+def test_report_tabulates_validation_outcomes_per_step(tmp_path):
+    _write_two_validations(tmp_path)
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 1, "kind": "train", "loss/distill": 1.0}) + "\n")
+    result = report.write_report(tmp_path)
+    index = (result.out_dir / "index.md").read_text()
+    assert "| outcome | step 0 | step 8 |" in index
+    assert "| passed | 1 (33 %) | 2 (67 %) |" in index
+    assert "| No answer read | 1 (33 %) | 0 (0 %) |" in index
+    assert "| replies | 3 | 3 |" in index
+    page = (result.out_dir / "index.html").read_text()
+    assert "<td>No answer read</td><td>1 (33 %)</td><td>0 (0 %)</td>" in page

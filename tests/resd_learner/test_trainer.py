@@ -328,6 +328,21 @@ def test_run_directory_holds_per_step_records(hf_trainer):
     assert INSIGHT in step.playbook
 
 
+def test_validation_records_every_reply_with_its_score_and_feedback(hf_trainer):
+    from resd_learner.records import read_validations, validation_outcomes
+
+    trainer = hf_trainer
+    assert trainer.val_tasks, "the smoke config validates on a few prompts"
+    trainer.global_step = 5
+    trainer.validate()
+    replies = read_validations(trainer.run_dir)[5]
+    n = trainer.config.eval.n
+    assert len(replies) == len(trainer.val_tasks) * n
+    assert [r["example_id"] for r in replies] == [t.example_id for t in trainer.val_tasks for _ in range(n)]
+    assert all(r["type"] == "validation" and isinstance(r["response"], str) for r in replies)
+    assert sum(validation_outcomes({5: replies})[5].values()) == len(replies)
+
+
 @pytest.mark.parametrize("context_temperature, expected", [(None, 1.0), (0.3, 0.3), (0, 0)])
 def test_context_calls_sample_at_the_context_temperature(smoke_config_path, tmp_path, context_temperature,
                                                          expected, caplog):
