@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from resd_learner import distributed
-from resd_learner.rollout.vllm_backend import STRUCTURED_OUTPUTS_CONFIG, scheduler_options
+from resd_learner.rollout.vllm_backend import llm_kwargs
 from resd_learner.seeding import derive_seed
 
 T = TypeVar("T")
@@ -110,22 +110,16 @@ def engine_kwargs(rollout: Any, model_dir: str | Path, *, dtype: str, seed: int,
     cannot rewind the seeded per-request generators of a split prefill). ``rollout`` is a
     :class:`~resd_learner.config.RolloutConfig`.
     """
-    kwargs: dict[str, Any] = dict(
-        model=str(model_dir), dtype=dtype, max_model_len=rollout.max_model_len, enforce_eager=rollout.enforce_eager,
-        seed=seed, tensor_parallel_size=rollout.tensor_parallel_size,
-        structured_outputs_config=STRUCTURED_OUTPUTS_CONFIG,
+    kwargs = llm_kwargs(
+        model_dir, dtype=dtype, max_model_len=rollout.max_model_len, seed=seed, on_gpu=on_gpu,
+        tensor_parallel_size=rollout.tensor_parallel_size, enforce_eager=rollout.enforce_eager,
+        gpu_memory_utilization=rollout.gpu_memory_utilization, chunked_prefill=rollout.chunked_prefill,
+        max_num_batched_tokens=rollout.max_num_batched_tokens, block_size=getattr(rollout, "block_size", None),
     )
     if world > 1:
         kwargs["distributed_executor_backend"] = "external_launcher"
-    if on_gpu:
-        kwargs["gpu_memory_utilization"] = rollout.gpu_memory_utilization
-        if sleep_level(rollout, on_gpu) > 0:
-            kwargs["enable_sleep_mode"] = True
-    kwargs.update(scheduler_options(on_gpu=on_gpu, max_model_len=rollout.max_model_len,
-                                    chunked_prefill=rollout.chunked_prefill,
-                                    max_num_batched_tokens=rollout.max_num_batched_tokens))
-    if getattr(rollout, "block_size", None) is not None:
-        kwargs["block_size"] = rollout.block_size
+    if on_gpu and sleep_level(rollout, on_gpu) > 0:
+        kwargs["enable_sleep_mode"] = True
     return kwargs
 
 

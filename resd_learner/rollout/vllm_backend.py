@@ -92,6 +92,33 @@ def scheduler_options(
     return options
 
 
+def llm_kwargs(
+    model_dir: str | Path, *, dtype: str, max_model_len: int, seed: int, on_gpu: bool,
+    tensor_parallel_size: int = 1, enforce_eager: bool = True, gpu_memory_utilization: float = 0.45,
+    chunked_prefill: bool | None = None, max_num_batched_tokens: int | None = None,
+    block_size: int | None = None,
+) -> dict[str, Any]:
+    """The ``vllm.LLM`` arguments of one single-process engine (the one place they are assembled).
+
+    ``gpu_memory_utilization`` is passed on CUDA only; ``block_size`` only when set (vLLM's default
+    otherwise); the scheduler arguments come from :func:`scheduler_options`. Multi-rank engines add
+    their executor on top (:func:`resd_learner.colocate.engine_kwargs`).
+    """
+    kwargs: dict[str, Any] = dict(
+        model=str(model_dir), dtype=dtype, max_model_len=max_model_len, enforce_eager=enforce_eager,
+        seed=seed, tensor_parallel_size=tensor_parallel_size,
+        structured_outputs_config=STRUCTURED_OUTPUTS_CONFIG,
+    )
+    if on_gpu:
+        kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+    kwargs.update(scheduler_options(on_gpu=on_gpu, max_model_len=max_model_len,
+                                    chunked_prefill=chunked_prefill,
+                                    max_num_batched_tokens=max_num_batched_tokens))
+    if block_size is not None:
+        kwargs["block_size"] = block_size
+    return kwargs
+
+
 class VllmBackend:
     """vLLM ``LLM`` wrapper with token-id prompts and per-request seeds.
 
@@ -138,20 +165,12 @@ class VllmBackend:
         self.max_model_len = max_model_len
         self.enable_thinking = enable_thinking
         if llm is None:
-            kwargs: dict[str, Any] = dict(
-                model=str(model_dir), dtype=dtype, max_model_len=max_model_len, enforce_eager=enforce_eager,
-                seed=seed, tensor_parallel_size=tensor_parallel_size,
-                structured_outputs_config=STRUCTURED_OUTPUTS_CONFIG,
-            )
-            on_gpu = has_cuda()
-            if on_gpu:
-                kwargs["gpu_memory_utilization"] = gpu_memory_utilization
-            kwargs.update(scheduler_options(on_gpu=on_gpu, max_model_len=max_model_len,
-                                            chunked_prefill=chunked_prefill,
-                                            max_num_batched_tokens=max_num_batched_tokens))
-            if block_size is not None:
-                kwargs["block_size"] = block_size
-            llm = LLM(**kwargs)
+            llm = LLM(**llm_kwargs(
+                model_dir, dtype=dtype, max_model_len=max_model_len, seed=seed, on_gpu=has_cuda(),
+                tensor_parallel_size=tensor_parallel_size, enforce_eager=enforce_eager,
+                gpu_memory_utilization=gpu_memory_utilization, chunked_prefill=chunked_prefill,
+                max_num_batched_tokens=max_num_batched_tokens, block_size=block_size,
+            ))
         self.llm = llm
 
     def generate(

@@ -144,6 +144,20 @@ def test_scheduler_options_keep_seeded_cpu_requests_in_one_prefill_step():
         scheduler_options(on_gpu=False, max_model_len=8192, max_num_batched_tokens=0)
 
 
+def test_llm_kwargs_pass_gpu_memory_and_block_size_only_where_they_apply():
+    from resd_learner.rollout.vllm_backend import STRUCTURED_OUTPUTS_CONFIG, llm_kwargs
+
+    cpu = llm_kwargs("/m", dtype="bfloat16", max_model_len=2048, seed=3, on_gpu=False)
+    assert cpu["model"] == "/m" and cpu["seed"] == 3 and cpu["dtype"] == "bfloat16"
+    assert cpu["structured_outputs_config"] == STRUCTURED_OUTPUTS_CONFIG
+    assert "gpu_memory_utilization" not in cpu and "block_size" not in cpu
+    assert cpu["enable_chunked_prefill"] is False and cpu["max_num_batched_tokens"] == 4096
+    gpu = llm_kwargs("/m", dtype="bfloat16", max_model_len=2048, seed=3, on_gpu=True,
+                     gpu_memory_utilization=0.3, block_size=32)
+    assert gpu["gpu_memory_utilization"] == 0.3 and gpu["block_size"] == 32
+    assert "enable_chunked_prefill" not in gpu
+
+
 @pytest.mark.vllm
 def test_vllm_cpu_prompts_longer_than_the_token_budget(vllm_llm, tiny_model_dir, tiny_tokenizer):
     """Seeded prompts totalling more than one step's token budget (4,096): with chunked prefill vLLM
