@@ -185,7 +185,7 @@ class ResdTaskSource:
         for index, row in enumerate(rows):
             messages = tuple({"role": str(m["role"]), "content": str(m["content"])} for m in row["messages"])
             out.append(Task(example_id=str(row["task_id"]), messages=messages, prompt=_user_prompt(messages),
-                            index=index))
+                            index=index, env_state={"split": split}))
         return out
 
     def score(self, tasks: Sequence[Task], responses: Sequence[str]) -> list[Score]:
@@ -209,6 +209,12 @@ class ResdTaskSource:
                   privileged_feedback=_privileged(r, self.max_feedback_chars))
             for r in results
         ]
+
+    def reference_replies(self, tasks: Sequence[Task]) -> list[str | None]:
+        """The family's built-in correct reply for each task (None where it has none)."""
+        family = self._api.family(self.env_id, **self.family_kwargs)
+        return [family.reference_response(family.task_by_id(t.example_id, t.env_state.get("split")))
+                for t in tasks]
 
 
 def _privileged(result: object, max_chars: int) -> str:

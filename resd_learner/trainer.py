@@ -92,6 +92,7 @@ from resd_learner.partitioned_teacher import PartitionedEmaTeacher
 from resd_learner.precision import with_resolved_dtype
 from resd_learner.rebalance import success_rate_weights
 from resd_learner.records import RunRecords, collect_step_records
+from resd_learner.reply_budget import budget_warnings
 from resd_learner.rollout import GenerationBackend, collect_samples, make_backend
 from resd_learner.rollout.base import SchemaArg, schemas_per_chat
 from resd_learner.schedule import GrpoSwitch
@@ -214,6 +215,12 @@ class Trainer:
         self.train_tasks = self.source.tasks(config.env.train_split, config.env.num_train)
         validates = config.train.val_every > 0 or config.train.val_before_train or config.train.val_after_train
         self.val_tasks = self.source.tasks(config.env.val_split, config.env.num_val) if validates else []
+        if distributed.is_main():
+            eval_setting = "eval.max_tokens" if config.eval.max_tokens else "rollout.max_tokens"
+            for line in budget_warnings(self.source, self.tokenizer, [
+                    ("training", self.train_tasks, config.rollout.max_tokens, "rollout.max_tokens"),
+                    ("validation", self.val_tasks, config.eval.max_tokens or config.rollout.max_tokens, eval_setting)]):
+                logging.getLogger("resd_learner").warning("resd-learn: %s", line)
         self.num_batches = len(self.train_tasks) // config.train.batch_size
         if config.train.max_batches is not None:
             self.num_batches = min(self.num_batches, config.train.max_batches)
