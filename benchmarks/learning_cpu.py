@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 
 
-CONFIG = "configs/quickstart.yaml"
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = str(ROOT / "configs" / "quickstart.yaml")
 DTYPE = "bfloat16"
 """Pinned (the quickstart says ``auto``) so the stored runs are reproduced on any CPU: all of them ran in
 bf16 on a CPU with AMX-BF16. Without AVX512-BF16 / AMX bf16 is emulated and about twice as slow; pass
@@ -63,13 +64,46 @@ def method_overrides(method: str) -> list[str]:
 METHODS = ("resd", "sdpo", "sdpo_ss", "grpo")
 
 
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def settings_changed(run_dir: Path, overrides: list[str]) -> list[str]:
+    """``key: stored -> wanted`` for each setting of a finished run that differs from this invocation's.
+
+    A finished run is reused only when it was made with the same settings (its ``config.yaml``, read
+    with today's defaults for keys it predates), so a changed quickstart never hides behind old runs.
+    """
+    from resd_learner.config import load_config, to_dict
+
+    stored = _flat(to_dict(load_config(run_dir / "config.yaml")))
+    wanted = _flat(to_dict(load_config(CONFIG, overrides)))
+    return [f"{key}: {stored.get(key)!r} -> {wanted.get(key)!r}" for key in sorted(set(stored) | set(wanted))
+            if key != "train.run_dir" and stored.get(key) != wanted.get(key)]
+
+
 def run_one(method: str, seed: int, out: Path, extra: list[str]) -> dict:
-    """Train one (method, seed) run unless its summary exists; return its summary with the wall time."""
+    """Train one (method, seed) run unless a finished run with the same settings exists; return its summary
+    with the wall time.
+
+    Raises:
+        SystemExit: a finished run in the way was made with other settings (listed).
+    """
     run_dir = out / "runs" / f"{method}_s{seed}"
     summary_path = run_dir / "summary.json"
+    overrides = [f"model.dtype={DTYPE}", *method_overrides(method), f"train.seed={seed}", f"train.run_dir={run_dir}",
+                 *extra]
+    if summary_path.is_file() and (changed := settings_changed(run_dir, overrides)):
+        raise SystemExit(f"{run_dir} is a finished run made with other settings ({'; '.join(changed)}); "
+                         "pass another --out, or delete it to rerun it")
     if not summary_path.is_file():
-        command = [sys.executable, "-m", "resd_learner.cli", "--config", CONFIG, f"model.dtype={DTYPE}",
-                   *method_overrides(method), f"train.seed={seed}", f"train.run_dir={run_dir}", *extra]
+        command = [sys.executable, "-m", "resd_learner.cli", "--config", CONFIG, *overrides]
         print("+", " ".join(command), flush=True)
         start = time.perf_counter()
         subprocess.run(command, check=True)
