@@ -82,6 +82,8 @@ def settings_changed(run_dir: Path, overrides: list[str]) -> list[str]:
     """
     from resd_learner.config import load_config, to_dict
 
+    if not (run_dir / "config.yaml").is_file():
+        return ["config.yaml: missing, so its settings are unknown"]
     stored = _flat(to_dict(load_config(run_dir / "config.yaml")))
     wanted = _flat(to_dict(load_config(CONFIG, overrides)))
     return [f"{key}: {stored.get(key)!r} -> {wanted.get(key)!r}" for key in sorted(set(stored) | set(wanted))

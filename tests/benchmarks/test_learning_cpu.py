@@ -34,3 +34,12 @@ def test_a_finished_run_with_other_settings_is_refused(load_benchmark, tmp_path)
     with pytest.raises(SystemExit, match=r"resd_s0 is a finished run made with other settings \(rollout.max_tokens: "
                                          r"32 -> 40\); pass another --out"):
         module.run_one("resd", 0, tmp_path, ["rollout.max_tokens=40"])
+
+
+def test_a_finished_run_without_its_config_is_refused(load_benchmark, tmp_path):
+    module = load_benchmark("learning_cpu")
+    run_dir = tmp_path / "runs" / "grpo_s1"
+    _finished_run(module, run_dir, [f"model.dtype={module.DTYPE}", "train.seed=1"])
+    (run_dir / "config.yaml").unlink()
+    with pytest.raises(SystemExit, match="grpo_s1 is a finished run made with other settings \\(config.yaml: missing"):
+        module.run_one("grpo", 1, tmp_path, [])
