@@ -146,9 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result = measure(args.layers, args.width, [int(b) for b in args.buckets])
     main_rank = distributed.is_main()
-    if torch.distributed.is_initialized():  # leave together: a rank exiting with a live gloo group
-        torch.distributed.barrier()         # can abort ("terminate called without an active exception")
-        torch.distributed.destroy_process_group()
+    distributed.shutdown()  # leave together: a rank exiting with a live gloo group can abort at teardown
     if not main_rank:
         return 0
     if args.json:

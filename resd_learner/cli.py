@@ -109,8 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     from resd_learner.trainer import Trainer  # transformers and DeepSpeed: not needed before this point
 
     trainer = Trainer(config)
-    last = trainer.fit(resume_from=checkpoint, overwrite=args.overwrite)
-    if not distributed.is_main():
+    try:
+        last = trainer.fit(resume_from=checkpoint, overwrite=args.overwrite)
+    finally:
+        trainer.close()
+    main_rank = distributed.is_main()
+    if distributed.world_size() > 1:  # a launcher job: every rank leaves the groups before exiting
+        trainer.engine.destroy()
+        distributed.shutdown()
+    if not main_rank:
         return 0
     print(f"resd-learn: finished {trainer.global_step} steps; outputs in {trainer.run_dir}")
     if last:

@@ -88,6 +88,25 @@ def init_distributed(backend: str = "auto", master_port: int | None = None,
             if multi and dist.get_backend() != "gloo" else dist.group.WORLD
 
 
+def shutdown() -> None:
+    """Leave the process groups at the end of a run: a barrier, then the gloo object group and the
+    default group are destroyed (collective: every rank calls it; a no-op without a process group).
+
+    Exiting with live groups leaves their C++ worker threads to be torn down at interpreter exit,
+    where a rank can abort ("terminate called without an active exception") after its work is done
+    and fail the whole launcher job. :func:`init_distributed` can build the groups again afterwards.
+    """
+    global _CPU_GROUP
+    if not (dist.is_available() and dist.is_initialized()):
+        _CPU_GROUP = None
+        return
+    barrier()
+    if _CPU_GROUP is not None and _CPU_GROUP is not dist.group.WORLD:
+        dist.destroy_process_group(_CPU_GROUP)
+    _CPU_GROUP = None
+    dist.destroy_process_group()
+
+
 def cpu_group() -> Any:
     """The gloo group for object collectives and CPU tensors (the default group when that is gloo)."""
     return _CPU_GROUP if _CPU_GROUP is not None else dist.group.WORLD

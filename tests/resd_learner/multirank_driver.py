@@ -73,6 +73,7 @@ def main() -> None:
             pickle.dump(results, handle)
     distributed.barrier()
     colocate.shutdown_engine(llm)
+    distributed.shutdown()
 
 
 if __name__ == "__main__":

@@ -98,7 +98,8 @@ def main(out_dir: str, steps: int = 3, rate: float = 0.25) -> None:
         "resumed_equal": resumed_equal, "resumed_changed": resumed_changed,
         "after_update_equal": after_update_equal, "counters": [fresh.calls, fresh.updates],
     }), encoding="utf-8")
-    dist.barrier()
+    engine.destroy()
+    distributed.shutdown()  # leave the groups before exit: live gloo threads can abort a rank at teardown
 
 
 if __name__ == "__main__":

@@ -1,6 +1,11 @@
-"""Optimizer set-up of resd_learner.distributed: weight-decay groups and the warmup schedule."""
+"""resd_learner.distributed: weight-decay groups, the warmup schedule, and leaving the process groups."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -50,3 +55,30 @@ def test_scheduler_gives_lr_zero_on_the_first_step():
         optimizer.step()
         scheduler.step()
     assert seen == pytest.approx([0.0, 0.5, 1.0])
+
+
+SHUTDOWN_SCRIPT = """
+import torch.distributed as dist
+from resd_learner import distributed
+distributed.shutdown()                      # nothing to leave yet: a no-op
+distributed.init_distributed("gloo")
+assert dist.is_initialized() and distributed.all_gather_objects("x") == ["x"]
+distributed.shutdown()
+assert not dist.is_initialized() and distributed.world_size() == 1
+distributed.shutdown()                      # twice is fine
+distributed.init_distributed("gloo")       # and the groups can be built again
+assert dist.is_initialized() and distributed.broadcast_object(7) == 7
+distributed.shutdown()
+print("left cleanly")
+"""
+
+
+def test_shutdown_leaves_the_groups_and_they_can_be_rebuilt():
+    # its own interpreter: destroying the default group here would pull it from under other tests
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    proc = subprocess.run([sys.executable, "-c", SHUTDOWN_SCRIPT], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip().endswith("left cleanly")
