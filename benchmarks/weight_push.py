@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         print("cannot reset the RSS high-water mark here (/proc/self/clear_refs); Linux >= 4.0 needed")
         return 2
     result = measure(args.layers, args.width, [int(b) for b in args.buckets])
-    main_rank = distributed.is_main()
+    main_rank, ranks = distributed.is_main(), distributed.world_size()  # before the groups are gone
     distributed.shutdown()  # leave together: a rank exiting with a live gloo group can abort at teardown
     if not main_rank:
         return 0
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     mib = 2**20
     print(f"model: {args.layers} x {args.width}^2 fp32 = {result['model_bytes'] / mib:.0f} MiB "
-          f"(ZeRO-3, {distributed.world_size()} ranks; rank 0 measured)")
+          f"(ZeRO-3, {ranks} ranks; rank 0 measured)")
     print(f"{'bucket':>22} {'bucket MiB':>11} {'peak extra MiB':>15}")
     for row in result["rows"]:
         label = f"{row['bucket_numel']:,} elements" if row["bucket_numel"] else "full state dict (old)"
