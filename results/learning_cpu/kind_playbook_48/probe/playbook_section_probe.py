@@ -4,8 +4,8 @@ For the failures of one step of a run, the base model scores under teacher promp
 no reflection, feedback with the gold as reply) that differ only by the PLAYBOOK section:
 none / the run's playbook / the run's playbook minus the format clause / the format clause alone /
 the positive instruction clause alone. Reports mean p(candidates' first tokens) and p(gold first
-token) at the deciding token, and the mean log-prob of each candidate reply summed over candidates
-(the teacher's mass on the four well-formed replies) computed from the prompt.
+token) at the deciding token, the probability of the four whole replies <answer>CANDIDATE</answer>
+summed (the teacher's mass on well-formed replies) and that of the gold reply, each averaged over failures.
 
 Run from the repository root (about 15 min on 2 CPU cores):
     python results/learning_cpu/kind_playbook_48/probe/playbook_section_probe.py results/learning_cpu/kind_playbook_48/runs/resd_s1 4
@@ -20,6 +20,8 @@ import resd_envs
 from resd_envs.finer_mini.family import FinerMiniFamily
 from resd_learner.context.teacher_prompt import build_teacher_inputs
 
+if len(sys.argv) != 3 or not sys.argv[2].replace(",", "").isdigit():
+    raise SystemExit("usage: playbook_section_probe.py RUN_DIR STEP[,STEP...]  (a FinerMini run written by resd-learn)")
 run = Path(sys.argv[1]); steps = [int(s) for s in sys.argv[2].split(",")]
 model_dir = P._base_model(run)
 tok = AutoTokenizer.from_pretrained(model_dir)
