@@ -166,7 +166,11 @@ def f_divergence_loss(
         rollout_logprobs, target_ids: [B, T] log-probabilities the generation engine gave the sampled
             tokens, and those token ids. When given, each token's loss is multiplied by the rollout
             correction weight ``min(exp(log p_student(target) - rollout_logprob), rollout_is_cap)``
-            (detached; the student log-prob at ``temperature``), the official ``rollout_is=token``.
+            (detached), the official ``rollout_is=token``. Both log-probs are untempered (temperature
+            1, the :class:`~resd_learner.rollout.base.Generation` contract) whatever ``temperature``
+            is: the weight corrects the numeric engine/trainer mismatch, which needs the two sides
+            computed the same way; a student log-prob at ``temperature`` against the engine's raw
+            one would weigh tokens by the temperature instead.
 
     Returns:
         [B, T] per-token losses (float32, or float64 for float64 inputs), exactly 0 where ``mask`` is 0.
@@ -189,7 +193,7 @@ def f_divergence_loss(
     if _check_rollout_args(rollout_logprobs, target_ids, rollout_is_cap, (batch, tokens)):
         with torch.no_grad():
             flat = _select_rows(student_logits.detach().reshape(batch * tokens, vocab), rows)
-            trainer_lp = _target_logprobs(flat, target_ids.reshape(-1)[rows], temperature)
+            trainer_lp = _target_logprobs(flat, target_ids.reshape(-1)[rows], 1.0)
         correction = rollout_correction_weights(trainer_lp, rollout_logprobs.reshape(-1)[rows].to(flat.device),
                                                 cap=rollout_is_cap)
     per_row = _per_row_divergence(
@@ -294,7 +298,7 @@ def chunked_f_divergence_loss(
         with torch.no_grad():
             trainer_lp = torch.cat([
                 _target_logprobs(student_rows[i:i + chunk_size] @ student_lm_head_weight.T, targets[i:i + chunk_size],
-                                 options["temperature"])
+                                 1.0)  # untempered, as the engine's (see f_divergence_loss)
                 for i in range(0, rows.numel(), chunk_size)])
         correction = rollout_correction_weights(
             trainer_lp, rollout_logprobs.reshape(-1)[rows.to(rollout_logprobs.device)].to(trainer_lp.device),

@@ -594,7 +594,10 @@ class Trainer:
             rollout = torch.zeros_like(logprobs)
             for row, it in enumerate(chunk):
                 rollout[row, :len(it.rollout_logprobs)] = torch.tensor(it.rollout_logprobs, dtype=torch.float32)
-            per_token = per_token * rollout_correction_weights(logprobs.detach(), rollout) * mask
+            # The engine's log-probs are untempered (Generation contract): compare at temperature 1.
+            untempered = logprobs.detach() if self.config.loss.temperature == 1.0 else \
+                torch.log_softmax(logits.detach().float(), dim=-1).gather(-1, targets[..., None]).squeeze(-1)
+            per_token = per_token * rollout_correction_weights(untempered, rollout) * mask
         return per_token, fractions
 
     def _push_weights(self) -> None:

@@ -42,8 +42,11 @@ class Generation:
     Attributes:
         text: decoded response (special tokens removed; thinking kept).
         token_ids: the sampled token ids, including a final end-of-sequence token when one was produced.
-        logprobs: log-probability of each sampled token under the sampling distribution at temperature
-            1 scaling (one per token), or None when the backend did not compute them.
+        logprobs: log-probability of each sampled token under the model's untempered distribution
+            (softmax of the raw logits: no temperature, no top-p; one per token), or None when the
+            backend did not compute them. Every backend reports this same quantity (vLLM's default
+            ``raw_logprobs``), so the trainer's rollout correction compares like with like at any
+            sampling temperature.
         finish_reason: "stop" (end-of-sequence or a stop string), "length" (hit max_tokens) or "prompt_too_long"
             (the prompt left no room to generate; nothing was generated).
         prompt_ids: the prompt token ids the response continues.

@@ -161,8 +161,8 @@ class HfBackend:
             output_logits=True,
         )
         new_tokens = output.sequences[:, width:]
-        scale = temperature if sampling else 1.0
-        logprob_steps = [torch.log_softmax(step.float() / scale, dim=-1) for step in output.logits]
+        # Untempered log-probs (the Generation contract; vLLM's raw_logprobs), whatever the sampling temperature.
+        logprob_steps = [torch.log_softmax(step.float(), dim=-1) for step in output.logits]
         gens = []
         for row, ids in enumerate(prompts):
             tokens: list[int] = []

@@ -574,3 +574,26 @@ def test_rollout_correction_weights_the_loss_per_token_by_hand():
         f_divergence_loss(student, teacher, mask, rollout_logprobs=rollout)
     with pytest.raises(ValueError, match="target_ids must be"):
         f_divergence_loss(student, teacher, mask, rollout_logprobs=rollout, target_ids=targets[:, :1])
+
+
+def test_rollout_correction_compares_untempered_log_probs_at_any_temperature():
+    """The engine reports untempered log-probs (vLLM's raw_logprobs): when they equal the student's own
+    untempered ones, every weight is 1 at any loss temperature; a tempered student log-prob would have
+    weighted tokens by exp(log p_T - log p_1) instead (here up to the cap of 2)."""
+    gen = torch.Generator().manual_seed(31)
+    student = torch.randn(2, 3, 7, generator=gen) * 3
+    teacher = torch.randn(2, 3, 7, generator=gen)
+    mask = torch.ones(2, 3)
+    ids = torch.randint(0, 7, (2, 3), generator=gen)
+    raw = torch.log_softmax(student, dim=-1).gather(-1, ids[..., None]).squeeze(-1)
+    for temperature in (0.6, 1.0, 1.5):
+        plain = f_divergence_loss(student, teacher, mask, top_k=4, temperature=temperature)
+        corrected = f_divergence_loss(student, teacher, mask, top_k=4, temperature=temperature,
+                                      rollout_logprobs=raw, target_ids=ids)
+        torch.testing.assert_close(corrected, plain)
+        hs = student.reshape(2, 3, 7)  # hidden = logits with an identity head
+        chunked = chunked_f_divergence_loss(hs, teacher, torch.eye(7), torch.eye(7), mask, chunk_size=2, top_k=4,
+                                            temperature=temperature, rollout_logprobs=raw, target_ids=ids)
+        torch.testing.assert_close(chunked, plain, atol=1e-5, rtol=1e-5)
+    tempered = torch.log_softmax(student / 0.6, dim=-1).gather(-1, ids[..., None]).squeeze(-1)
+    assert float((tempered - raw).abs().max()) > 0.5  # the test would see a mistaken tempered comparison

@@ -45,6 +45,27 @@ def test_hf_sampling_is_seeded_and_grouped(hf_backend, tiny_tokenizer):
     assert gen.text == tiny_tokenizer.decode(gen.token_ids, skip_special_tokens=True)
 
 
+def _untempered_logprobs(model_dir, tokenizer, chat, token_ids):
+    """The model's own log-softmax of its raw logits at each sampled token (no temperature, no top-p)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    prompt = render_prompt_ids(tokenizer, chat)
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([prompt + list(token_ids)])).logits[0].float()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    return [float(logprobs[len(prompt) - 1 + j, token]) for j, token in enumerate(token_ids)]
+
+
+def test_hf_reports_untempered_log_probs_when_sampling_hot_or_cold(hf_backend, tiny_model_dir, tiny_tokenizer):
+    """Generation.logprobs are untempered at any sampling temperature, as vLLM's raw_logprobs are, so
+    the trainer's rollout correction compares like with like (it used to get log-probs at T here)."""
+    for temperature in (0.6, 1.4):
+        group = hf_backend.generate(CHATS[:1], n=1, temperature=temperature, top_p=0.95, max_tokens=6, seed=4)[0]
+        expected = _untempered_logprobs(tiny_model_dir, tiny_tokenizer, CHATS[0], group[0].token_ids)
+        assert group[0].logprobs == pytest.approx(expected, abs=1e-4)
+
+
 def test_overlong_prompt_is_reported_not_raised(tiny_model_dir, tiny_tokenizer):
     backend = make_backend(RolloutConfig(backend="hf", max_model_len=40, max_tokens=8), tiny_model_dir,
                            tiny_tokenizer)
@@ -94,6 +115,15 @@ def test_vllm_matches_hf_before_and_after_a_weight_push(vllm_llm, tiny_model_dir
     finally:  # leave the shared engine and backend as they were
         vllm.push_weights(original)
         hf_backend.push_weights(original)
+
+
+@pytest.mark.vllm
+def test_vllm_reports_untempered_log_probs_when_sampling_cold(vllm_llm, tiny_model_dir, tiny_tokenizer):
+    vllm = make_backend(RolloutConfig(backend="vllm", max_model_len=4096), tiny_model_dir, tiny_tokenizer,
+                        llm=vllm_llm)
+    group = vllm.generate(CHATS[:1], n=1, temperature=0.6, top_p=0.95, max_tokens=6, seed=4)[0]
+    expected = _untempered_logprobs(tiny_model_dir, tiny_tokenizer, CHATS[0], group[0].token_ids)
+    assert group[0].logprobs == pytest.approx(expected, abs=1e-3)
 
 
 @pytest.mark.vllm
