@@ -193,7 +193,7 @@ def f_divergence_loss(
     if _check_rollout_args(rollout_logprobs, target_ids, rollout_is_cap, (batch, tokens)):
         with torch.no_grad():
             flat = _select_rows(student_logits.detach().reshape(batch * tokens, vocab), rows)
-            trainer_lp = _target_logprobs(flat, target_ids.reshape(-1)[rows], 1.0)
+            trainer_lp = target_logprobs(flat, target_ids.reshape(-1)[rows], 1.0)
         correction = rollout_correction_weights(trainer_lp, rollout_logprobs.reshape(-1)[rows].to(flat.device),
                                                 cap=rollout_is_cap)
     per_row = _per_row_divergence(
@@ -297,7 +297,7 @@ def chunked_f_divergence_loss(
         targets = target_ids.reshape(-1).to(rows.device)[rows]
         with torch.no_grad():
             trainer_lp = torch.cat([
-                _target_logprobs(student_rows[i:i + chunk_size] @ student_lm_head_weight.T, targets[i:i + chunk_size],
+                target_logprobs(student_rows[i:i + chunk_size] @ student_lm_head_weight.T, targets[i:i + chunk_size],
                                  1.0)  # untempered, as the engine's (see f_divergence_loss)
                 for i in range(0, rows.numel(), chunk_size)])
         correction = rollout_correction_weights(
@@ -446,10 +446,12 @@ def _check_rollout_args(rollout_logprobs: torch.Tensor | None, target_ids: torch
     return True
 
 
-def _target_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
-    """[N, V] logits and [N] token ids -> [N] float32 log-probabilities at ``temperature``."""
+def target_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """[..., V] logits and [...] token ids -> [...] log-probabilities (at least float32) of those tokens
+    at ``temperature``. Differentiable; pass detached logits for a value without a graph."""
     scaled = _scaled_fp32(logits, temperature)
-    return scaled.gather(-1, targets.to(logits.device).long()[:, None]).squeeze(-1) - torch.logsumexp(scaled, dim=-1)
+    picked = scaled.gather(-1, targets.to(logits.device).long()[..., None]).squeeze(-1)
+    return picked - torch.logsumexp(scaled, dim=-1)
 
 
 def _corrected(per_row: torch.Tensor, correction: torch.Tensor | None) -> torch.Tensor:

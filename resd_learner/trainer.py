@@ -85,7 +85,7 @@ from resd_learner.context.schemas import generation_cap
 from resd_learner.distill_forward import DistillInputs, install_distillation_forward, register_head_with_zero3
 from resd_learner.evaluate import summarize
 from resd_learner.grpo import clip_fractions, clipped_policy_loss
-from resd_learner.loss import aggregate_loss, rollout_correction_weights
+from resd_learner.loss import aggregate_loss, rollout_correction_weights, target_logprobs
 from resd_learner.metrics import MetricsLogger, truncate_jsonl
 from resd_learner.models import load_student, load_tokenizer, resolve_model_path
 from resd_learner.partitioned_teacher import PartitionedEmaTeacher
@@ -596,7 +596,7 @@ class Trainer:
                 rollout[row, :len(it.rollout_logprobs)] = torch.tensor(it.rollout_logprobs, dtype=torch.float32)
             # The engine's log-probs are untempered (Generation contract): compare at temperature 1.
             untempered = logprobs.detach() if self.config.loss.temperature == 1.0 else \
-                torch.log_softmax(logits.detach().float(), dim=-1).gather(-1, targets[..., None]).squeeze(-1)
+                target_logprobs(logits.detach(), targets)
             per_token = per_token * rollout_correction_weights(untempered, rollout) * mask
         return per_token, fractions
 

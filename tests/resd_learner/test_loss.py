@@ -22,6 +22,7 @@ from resd_learner.loss import (
     divergence_from_alpha,
     f_divergence_loss,
     rollout_correction_weights,
+    target_logprobs,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -597,3 +598,19 @@ def test_rollout_correction_compares_untempered_log_probs_at_any_temperature():
         torch.testing.assert_close(chunked, plain, atol=1e-5, rtol=1e-5)
     tempered = torch.log_softmax(student / 0.6, dim=-1).gather(-1, ids[..., None]).squeeze(-1)
     assert float((tempered - raw).abs().max()) > 0.5  # the test would see a mistaken tempered comparison
+
+
+def test_target_logprobs_match_log_softmax_for_any_leading_shape_and_temperature():
+    """[..., V] logits and [...] ids -> the log-softmax entry of each id, at the given temperature; bf16
+    logits come back as float32 and gradients flow to the logits."""
+    gen = torch.Generator().manual_seed(5)
+    logits = (torch.randn(2, 3, 11, generator=gen) * 4).requires_grad_(True)
+    ids = torch.randint(0, 11, (2, 3), generator=gen)
+    for temperature in (0.6, 1.0, 1.7):
+        expected = torch.log_softmax(logits / temperature, dim=-1).gather(-1, ids[..., None]).squeeze(-1)
+        torch.testing.assert_close(target_logprobs(logits, ids, temperature), expected)
+    torch.testing.assert_close(target_logprobs(logits.reshape(6, 11), ids.reshape(6)),
+                               target_logprobs(logits, ids).reshape(6))
+    target_logprobs(logits, ids, 0.6).sum().backward()
+    assert logits.grad is not None and float(logits.grad.abs().sum()) > 0
+    assert target_logprobs(logits.detach().bfloat16(), ids).dtype == torch.float32

@@ -182,6 +182,42 @@ def test_distillation_loss_carries_the_rollout_correction(hf_trainer):
     assert mask.any() and torch.allclose(capped[mask], 2.0 * base[mask], rtol=1e-5, atol=1e-9)
 
 
+def test_grpo_rollout_correction_compares_untempered_log_probs(tmp_path, smoke_config_path):
+    """GRPO at loss temperature 0.6: engine log-probs equal to the student's own *untempered* ones give
+    weight 1 on every token (the same per-token loss as no correction); the tempered log-probs, which
+    the trainer compared until 2026-12-06, differ from them by far more than the tolerance."""
+    import dataclasses
+
+    from resd_learner.batch import gather_positions, pack_student, response_targets
+
+    config = _config(smoke_config_path, tmp_path, "rollout.backend=hf", "method.name=grpo", "rollout.n=2",
+                     "loss.temperature=0.6", "context.enabled=false", "context.solution_buffer=false",
+                     "method.success_rate_weighting=false", "train.val_every=0", "train.val_after_train=false")
+    trainer = Trainer(config)
+    samples = trainer._rollout(trainer._batch_tasks(0))
+    items = trainer._build_items(samples, trainer._update_context(samples))
+    items = [dataclasses.replace(it, advantage=1.0 if row % 2 else -1.0) for row, it in enumerate(items)]
+    trainer.engine.eval()
+    student = pack_student(items, trainer.tokenizer.pad_token_id or 0, trainer.engine.device)
+    with torch.no_grad():
+        logits = gather_positions(trainer.engine(input_ids=student.ids, attention_mask=student.attention).logits,
+                                  student.positions).float()
+        targets = response_targets(items, student.positions.shape[1], student.ids.device)
+        raw = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None]).squeeze(-1)
+        tempered = torch.log_softmax(logits / 0.6, dim=-1).gather(-1, targets[..., None]).squeeze(-1)
+        lengths = [len(it.student_ids) - it.student_start for it in items]
+        exact = [dataclasses.replace(it, rollout_logprobs=raw[row, :n].tolist())
+                 for row, (it, n) in enumerate(zip(items, lengths))]
+        plain = [dataclasses.replace(it, rollout_logprobs=None) for it in items]
+        corrected, _ = trainer._policy_loss(exact, student)
+        uncorrected, _ = trainer._policy_loss(plain, student)
+    mask = student.mask.bool()
+    assert mask.any() and float(uncorrected[mask].abs().min()) > 0
+    torch.testing.assert_close(corrected[mask], uncorrected[mask], rtol=1e-5, atol=1e-6)
+    gap = float((tempered - raw)[mask].abs().max())
+    assert gap > 1e-3, gap
+
+
 @pytest.mark.parametrize("method,extra", [
     ("sdpo", ()), ("sdpo_ss", ()), ("grpo", ("rollout.n=2",)),
 ])
