@@ -298,7 +298,7 @@ def chunked_f_divergence_loss(
         with torch.no_grad():
             trainer_lp = torch.cat([
                 target_logprobs(student_rows[i:i + chunk_size] @ student_lm_head_weight.T, targets[i:i + chunk_size],
-                                 1.0)  # untempered, as the engine's (see f_divergence_loss)
+                                1.0)  # untempered, as the engine's (see f_divergence_loss)
                 for i in range(0, rows.numel(), chunk_size)])
         correction = rollout_correction_weights(
             trainer_lp, rollout_logprobs.reshape(-1)[rows.to(rollout_logprobs.device)].to(trainer_lp.device),
