@@ -109,9 +109,8 @@ def push_weights(backend: Any, module: nn.Module, bucket_numel: int = DEFAULT_BU
         return
     llm = getattr(backend, "llm", None)
     if llm is not None and hasattr(llm, "collective_rpc"):
-        llm.collective_rpc("reload_weights", kwargs={"weights_iterator": stream})
-        reset = getattr(llm, "reset_prefix_cache", None)
-        if callable(reset):
-            reset()
+        from resd_learner.rollout.vllm_backend import reload_engine_weights
+
+        reload_engine_weights(llm, stream)
         return
     backend.push_weights(list(stream))

@@ -117,6 +117,58 @@ def test_vllm_matches_hf_before_and_after_a_weight_push(vllm_llm, tiny_model_dir
         hf_backend.push_weights(original)
 
 
+def test_reload_names_layers_that_kept_old_weights_and_ignores_rotary_tables(caplog):
+    import logging
+
+    from resd_learner.rollout.vllm_backend import RELOAD_LOGGER, reload_engine_weights
+
+    vllm_logger = logging.getLogger(RELOAD_LOGGER)
+
+    class Llm:
+        got, resets = [], 0
+
+        def collective_rpc(self, method, kwargs):
+            assert method == "reload_weights"
+            Llm.got = [name for name, _ in kwargs["weights_iterator"]]
+            for layer in ("RotaryEmbedding", "Llama3RotaryEmbedding", "RMSNorm", "RMSNorm"):
+                vllm_logger.warning("%s: Failed to load weights", layer)
+            vllm_logger.warning("RMSNorm: Delayed processing")
+
+        def reset_prefix_cache(self):
+            Llm.resets += 1
+
+    with caplog.at_level(logging.INFO):
+        kept = reload_engine_weights(Llm(), (pair for pair in [("a", 1), ("b", 2)]))
+    assert kept == ["RMSNorm", "RMSNorm"] and Llm.got == ["a", "b"] and Llm.resets == 1
+    seen = [(r.name, r.getMessage()) for r in caplog.records]
+    assert not any("Failed to load weights" in message for _, message in seen)  # vLLM's lines dropped
+    assert (RELOAD_LOGGER, "RMSNorm: Delayed processing") in seen  # its other messages pass
+    ours = [message for name, message in seen if name == "resd_learner.rollout.vllm_backend"]
+    assert len(ours) == 1 and "2 layer(s) (RMSNorm)" in ours[0] and "Rotary" not in ours[0]
+    assert not vllm_logger.filters  # the watch ends with the push
+
+
+@pytest.mark.vllm
+def test_vllm_push_warns_only_when_a_layer_kept_its_old_weights(vllm_llm, tiny_model_dir, tiny_tokenizer, caplog):
+    """A full push is silent (the rotary tables are never pushed and rightly kept); a push without
+    the final norm is named, since the engine would then mix old and new weights."""
+    import logging
+
+    from resd_learner.rollout.vllm_backend import reload_engine_weights
+
+    state = _perturbed_state(tiny_model_dir, scale=0.0)
+    with caplog.at_level(logging.WARNING, logger="resd_learner.rollout.vllm_backend"):
+        assert reload_engine_weights(vllm_llm, list(state.items())) == []
+        assert not [r for r in caplog.records if r.name == "resd_learner.rollout.vllm_backend"]
+        partial = [(name, tensor) for name, tensor in state.items() if name != "model.norm.weight"]
+        try:
+            kept = reload_engine_weights(vllm_llm, partial)
+        finally:
+            reload_engine_weights(vllm_llm, list(state.items()))
+    assert kept == ["RMSNorm"], kept
+    assert any("RMSNorm" in r.getMessage() for r in caplog.records if r.name == "resd_learner.rollout.vllm_backend")
+
+
 @pytest.mark.vllm
 def test_vllm_reports_untempered_log_probs_when_sampling_cold(vllm_llm, tiny_model_dir, tiny_tokenizer):
     vllm = make_backend(RolloutConfig(backend="vllm", max_model_len=4096), tiny_model_dir, tiny_tokenizer,
