@@ -1,0 +1,140 @@
+"""Where the quickstart's vLLM time goes on this CPU: the validation pass by kernel, and the context step.
+
+Two measurements with the quickstart's own model (the cached warm start), settings and prompts:
+
+1. **Validation** (``eval.n`` completions for each of ``--prompts`` FinerMini test prompts, the eval
+   sampling settings) under ``cProfile``; the time inside the engine's kernels is summed into the
+   model's matrix multiplies (oneDNN), the top-p sort of vLLM's sampler (a full sort of every row
+   of logits, vocabulary-wide, at every decoding step), paged attention, and the rest.
+2. **Reflections**: the reflector prompts of the first ``--reflections`` failed validation samples,
+   generated under the reflection JSON schema with the context settings, three times: after
+   ``reset_prefix_cache()`` (what every training step meets, since a weight push must drop keys
+   and values computed with the old weights), again with those prompts cached, and a prefill alone
+   (one token) after another reset. The difference says how much of a context step is prompt
+   prefill rather than writing. The first schema call of the process (the grammar compilation)
+   runs before these, as a warm-up.
+
+All seconds are measured in this process, one after another; nothing else should run beside it.
+
+    python benchmarks/generation_profile.py [--config configs/quickstart.yaml] [--prompts 128]
+        [--reflections 13] [--json] [overrides ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import time
+
+from resd_learner.config import load_config
+from resd_learner.context import schemas
+from resd_learner.context.reflect import reflector_messages
+from resd_learner.context.types import SampleView
+from resd_learner.models import load_tokenizer, resolve_model_path
+from resd_learner.precision import resolve_dtype
+from resd_learner.rollout import make_backend
+from resd_learner.rollout.collect import collect_samples
+from resd_learner.task_sources import make_task_source
+from resd_learner.warm_start import warm_started_model
+
+KERNELS = {  # substring of a profiled function's name -> bucket
+    "onednn_mm": "matrix multiplies (oneDNN)",
+    "method 'sort'": "top-p sort (sampler)",
+    "cpu_attention": "attention",
+}
+
+
+def _buckets(profile: cProfile.Profile) -> dict[str, float]:
+    """Own time of the profiled functions, summed by :data:`KERNELS` (the rest under "other")."""
+    sums = {name: 0.0 for name in KERNELS.values()}
+    sums["other"] = 0.0
+    for (filename, _line, function), (_cc, _nc, own, _cum, _callers) in pstats.Stats(profile).stats.items():
+        label = f"{filename}:{function}"
+        bucket = next((b for key, b in KERNELS.items() if key in label), "other")
+        sums[bucket] += own
+    return {k: round(v, 2) for k, v in sums.items()}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/quickstart.yaml")
+    parser.add_argument("--prompts", type=int, default=128, help="validation prompts (the split's first)")
+    parser.add_argument("--reflections", type=int, default=13,
+                        help="failed samples to reflect on (the quickstart's steps had 10-14)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("overrides", nargs="*", help="config overrides, key=value")
+    args = parser.parse_args(argv)
+    if args.prompts < 1 or args.reflections < 1:
+        parser.error("--prompts and --reflections must be at least 1")
+
+    config = load_config(args.config, args.overrides)
+    dtype, _why = resolve_dtype(config.model.dtype)
+    model_dir = resolve_model_path(config.model.path, config.model.cache_dir)
+    model_dir = warm_started_model(model_dir, config.warm_start, env_id=config.env.id,
+                                   train_split=config.env.train_split, num_train=config.env.num_train,
+                                   family_kwargs=dict(config.env.kwargs), cache_dir=config.model.cache_dir)
+    tokenizer = load_tokenizer(model_dir)
+    source = make_task_source(config.env)
+    tasks = source.tasks(config.env.val_split, args.prompts)
+    backend = make_backend(config.rollout, model_dir, tokenizer, dtype=dtype, seed=args.seed)
+    ev, ctx = config.eval, config.context
+
+    profile = cProfile.Profile()
+    start = time.perf_counter()
+    profile.enable()
+    samples = collect_samples(backend, source, tasks, n=ev.n, temperature=ev.temperature, top_p=ev.top_p,
+                              max_tokens=ev.max_tokens or config.rollout.max_tokens, seed=args.seed,
+                              stop=config.rollout.stop)
+    profile.disable()
+    validation = {"seconds": round(time.perf_counter() - start, 2), "samples": len(samples),
+                  "generated_tokens": sum(len(s.response_ids) for s in samples), "kernels": _buckets(profile)}
+
+    failed = [s for s in samples if s.score is not None and s.reward < config.method.success_threshold]
+    views = [SampleView(example_id=s.task.example_id, group_index=s.group_index, prompt=s.task.prompt,
+                        response=s.response_text, reward=s.reward, success=False,
+                        feedback=s.score.context_feedback, policy_feedback=s.score.feedback)
+             for s in failed[: args.reflections]]
+    chats = [reflector_messages(v, "", max_slot_chars=ctx.max_slot_chars) for v in views]
+    schema = schemas.reflection_schema([], max_tokens=ctx.max_reflection_tokens)
+    cap = schemas.generation_cap(ctx.max_reflection_tokens, [schema])
+    temperature = config.rollout.temperature if ctx.temperature is None else ctx.temperature
+
+    def reflect(max_tokens: int, *, reset: bool, seed: int) -> tuple[float, int]:
+        if reset:
+            backend.llm.reset_prefix_cache()
+        began = time.perf_counter()
+        gens = backend.generate(chats, n=1, temperature=temperature, top_p=config.rollout.top_p,
+                                max_tokens=max_tokens, seed=seed, schema=schema)
+        return round(time.perf_counter() - began, 2), sum(len(g[0].token_ids) for g in gens)
+
+    reflect(cap, reset=True, seed=1)  # warm-up: the grammar compiles on the first schema call
+    after_reset, tokens = reflect(cap, reset=True, seed=2)
+    cached, _ = reflect(cap, reset=False, seed=2)
+    prefill, _ = reflect(1, reset=True, seed=2)
+    prompt_tokens = sum(len(tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=True,
+                                                          return_dict=True)["input_ids"]) for c in chats)
+    reflections = {"chats": len(chats), "prompt_tokens": prompt_tokens, "generated_tokens": tokens,
+                   "seconds_after_reset": after_reset, "seconds_prompts_cached": cached,
+                   "seconds_prefill_only_after_reset": prefill}
+    result = {"dtype": dtype, "validation": validation, "reflections": reflections}
+    if args.json:
+        print(json.dumps(result))
+        return result
+    v, r = validation, reflections
+    print(f"validation: {len(tasks)} prompts x n={ev.n}, {dtype}: {v['seconds']:.1f} s, "
+          f"{v['generated_tokens']} tokens generated")
+    for name, seconds in v["kernels"].items():
+        print(f"  {name:<28} {seconds:7.1f} s  ({seconds / v['seconds']:.0%})")
+    print(f"reflections: {r['chats']} prompts ({r['prompt_tokens']} prompt tokens), {r['generated_tokens']} "
+          f"tokens written under the schema")
+    print(f"  after a prefix-cache reset  {after_reset:7.1f} s")
+    print(f"  the same, prompts cached    {cached:7.1f} s")
+    print(f"  prefill alone, after reset  {prefill:7.1f} s")
+    return result
+
+
+if __name__ == "__main__":
+    main()
