@@ -82,9 +82,9 @@ def reload_engine_weights(llm: Any, weights: Iterable[tuple[str, Any]]) -> list[
     if callable(reset):
         reset()
     if watch.layers:
-        logger.warning("weight push: vLLM received no weights for %d layer(s) (%s) and kept their old values, "
-                       "so the engine samples from a mix of old and new weights; check that every trained "
-                       "parameter, tied ones included, is in the push", len(watch.layers),
+        logger.warning("weight push: vLLM received no weights for %d layer(s) (%s) and kept their old "
+                       "values, so the engine samples from a mix of old and new weights; check that every "
+                       "trained parameter, tied ones included, is in the push", len(watch.layers),
                        ", ".join(sorted(set(watch.layers))))
     return watch.layers
 

@@ -396,7 +396,7 @@ def test_a_stopped_or_traced_child_cannot_hold_the_run_open(tier: str) -> None:
     plain, baseline = timed(stop=False)
     assert plain.all_ok, plain
     run, elapsed = timed(stop=True)
-    assert elapsed < baseline + 4.0, f"{tier}: held open {elapsed:.1f} s (the same calls unstopped: {baseline:.1f} s)"
+    assert elapsed < baseline + 4.0, f"{tier}: held open {elapsed:.1f} s (unstopped: {baseline:.1f} s)"
     if tier == "unshare":
         # The child is pid 1 of its own pid namespace (unshare --fork): the kernel drops SIGSTOP
         # sent to a namespace's init from inside it, and ptrace is refused, so nothing stops.

@@ -1,0 +1,38 @@
+"""benchmarks/generation_profile.py: profiled time lands in its kernel bucket; bad counts are refused."""
+
+from __future__ import annotations
+
+import cProfile
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def profile_script(load_benchmark):
+    return load_benchmark("generation_profile")
+
+
+def test_buckets_put_a_torch_sort_under_top_p_and_python_work_under_other(profile_script):
+    logits = torch.randn(64, 49152)
+
+    def python_work() -> int:
+        return sum(i * i for i in range(300_000))
+
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(3):
+        logits.sort(dim=-1)
+    python_work()
+    profile.disable()
+    buckets = profile_script._buckets(profile)
+    assert set(buckets) == {*profile_script.KERNELS.values(), "other"}
+    assert buckets["top-p sort (sampler)"] > 0 and buckets["other"] > 0
+    assert buckets["matrix multiplies (oneDNN)"] == 0 and buckets["attention"] == 0
+
+
+@pytest.mark.parametrize("argv", [["--prompts", "0"], ["--reflections", "0"]])
+def test_counts_below_one_are_refused_before_anything_loads(profile_script, argv, capsys):
+    with pytest.raises(SystemExit):
+        profile_script.main(argv)
+    assert "at least 1" in capsys.readouterr().err
