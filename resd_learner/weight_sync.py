@@ -19,11 +19,14 @@ even a rank that keeps nothing (``keep=False``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
 from torch import nn
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_BUCKET_NUMEL = 50_000_000
 """Elements gathered at once under ZeRO-3 (100 MB in bf16); ``distributed.push_bucket_numel``."""
@@ -94,6 +97,66 @@ def iter_full_parameters(module: nn.Module, bucket_numel: int = DEFAULT_BUCKET_N
                         yield alias, value
 
 
+RELOAD_LOGGER = "vllm.model_executor.model_loader.reload.layerwise"
+"""The vLLM logger that reports a layer the in-place reload received no weights for."""
+
+_FAILED_TO_LOAD = ": Failed to load weights"
+
+
+class _KeptOldWeights(logging.Filter):
+    """Collects the layers vLLM's reload kept old weights for and drops vLLM's line about them; passes
+    any other record only at or above ``pass_level`` (the logger's own threshold before the push)."""
+
+    def __init__(self, pass_level: int) -> None:
+        super().__init__()
+        self.layers: list[str] = []
+        self.pass_level = pass_level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.endswith(_FAILED_TO_LOAD):
+            return record.levelno >= self.pass_level
+        layer = message[: -len(_FAILED_TO_LOAD)]
+        if not layer.endswith("RotaryEmbedding"):
+            self.layers.append(layer)
+        return False
+
+
+def reload_engine_weights(llm: Any, weights: Iterable[tuple[str, Any]]) -> list[str]:
+    """Load ``weights`` (name, tensor) pairs into a running in-process vLLM engine, in place.
+
+    Then drops the prefix cache (its keys/values came from the old weights). Returns the classes of
+    the layers that received nothing and so kept their old weights (rotary embeddings excluded: their
+    cos/sin table is computed from the config, never pushed), and warns about them: an engine that
+    samples from a mix of old and new weights is how the tied output head went stale once. vLLM's
+    reload logger is enabled at WARNING for the push whatever its configured level (what it would not
+    have shown stays hidden); only ``logging.disable`` or another process's engine escapes the watch.
+    """
+    vllm_logger = logging.getLogger(RELOAD_LOGGER)
+    saved_disabled, saved_level = vllm_logger.disabled, vllm_logger.level
+    pass_level = logging.CRITICAL + 1 if saved_disabled else vllm_logger.getEffectiveLevel()
+    watch = _KeptOldWeights(pass_level)
+    vllm_logger.addFilter(watch)
+    vllm_logger.disabled = False
+    if vllm_logger.getEffectiveLevel() > logging.WARNING:
+        vllm_logger.setLevel(logging.WARNING)
+    try:
+        llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights)})
+    finally:
+        vllm_logger.removeFilter(watch)
+        vllm_logger.disabled = saved_disabled
+        vllm_logger.setLevel(saved_level)
+    reset = getattr(llm, "reset_prefix_cache", None)
+    if callable(reset):
+        reset()
+    if watch.layers:
+        logger.warning("weight push: vLLM received no weights for %d layer(s) (%s) and kept their old "
+                       "values, so the engine samples from a mix of old and new weights; check that every "
+                       "trained parameter, tied ones included, is in the push", len(watch.layers),
+                       ", ".join(sorted(set(watch.layers))))
+    return watch.layers
+
+
 def push_weights(backend: Any, module: nn.Module, bucket_numel: int = DEFAULT_BUCKET_NUMEL) -> None:
     """Stream ``module``'s parameters into ``backend`` (collective under ZeRO-3: call on every rank).
 
@@ -109,8 +172,6 @@ def push_weights(backend: Any, module: nn.Module, bucket_numel: int = DEFAULT_BU
         return
     llm = getattr(backend, "llm", None)
     if llm is not None and hasattr(llm, "collective_rpc"):
-        from resd_learner.rollout.vllm_backend import reload_engine_weights
-
         reload_engine_weights(llm, stream)
         return
     backend.push_weights(list(stream))

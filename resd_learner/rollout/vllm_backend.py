@@ -4,7 +4,8 @@ The engine runs in the trainer's process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``),
 needed and weights move by reference: :meth:`VllmBackend.push_weights` calls the engine's
 ``reload_weights`` through ``collective_rpc`` and then drops the prefix cache, whose keys/values were
 computed with the old weights. vLLM's in-place reload puts a layer's old tensors back when the push held
-none of its weights and says "<Layer>: Failed to load weights"; :func:`reload_engine_weights` turns
+none of its weights and says "<Layer>: Failed to load weights";
+:func:`resd_learner.weight_sync.reload_engine_weights` turns
 that into our own warning naming the layers, except for rotary embeddings, whose cos/sin table is computed
 from the config and is never in a checkpoint or a push (keeping it is right).
 
@@ -20,13 +21,13 @@ On GPU vLLM's defaults stay.
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from resd_learner.distributed import has_cuda
+from resd_learner.weight_sync import reload_engine_weights
 from resd_learner.rollout.base import (
     Generation,
     Messages,
@@ -36,57 +37,6 @@ from resd_learner.rollout.base import (
     request_seed,
     schemas_per_chat,
 )
-
-
-logger = logging.getLogger(__name__)
-
-RELOAD_LOGGER = "vllm.model_executor.model_loader.reload.layerwise"
-"""The vLLM logger that reports a layer the in-place reload received no weights for."""
-
-_FAILED_TO_LOAD = ": Failed to load weights"
-
-
-class _KeptOldWeights(logging.Filter):
-    """Collects the layers vLLM's reload kept old weights for, and drops its own message for them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layers: list[str] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if not message.endswith(_FAILED_TO_LOAD):
-            return True
-        layer = message[: -len(_FAILED_TO_LOAD)]
-        if not layer.endswith("RotaryEmbedding"):
-            self.layers.append(layer)
-        return False
-
-
-def reload_engine_weights(llm: Any, weights: Iterable[tuple[str, Any]]) -> list[str]:
-    """Load ``weights`` (name, tensor) pairs into a running in-process engine, in place.
-
-    Then drops the prefix cache (its keys/values came from the old weights). Returns the classes of
-    the layers that received nothing and so kept their old weights (rotary embeddings excluded: they
-    hold no trained weights), and warns about them: an engine that samples from a mix of old and new
-    weights is how the tied output head went stale once. Only this process's engine is watched.
-    """
-    watch = _KeptOldWeights()
-    vllm_logger = logging.getLogger(RELOAD_LOGGER)
-    vllm_logger.addFilter(watch)
-    try:
-        llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights)})
-    finally:
-        vllm_logger.removeFilter(watch)
-    reset = getattr(llm, "reset_prefix_cache", None)
-    if callable(reset):
-        reset()
-    if watch.layers:
-        logger.warning("weight push: vLLM received no weights for %d layer(s) (%s) and kept their old "
-                       "values, so the engine samples from a mix of old and new weights; check that every "
-                       "trained parameter, tied ones included, is in the push", len(watch.layers),
-                       ", ".join(sorted(set(watch.layers))))
-    return watch.layers
 
 
 def prepare_vllm_env(kv_cache_gb: float | None = None) -> None:

@@ -120,7 +120,7 @@ def test_vllm_matches_hf_before_and_after_a_weight_push(vllm_llm, tiny_model_dir
 def test_reload_names_layers_that_kept_old_weights_and_ignores_rotary_tables(caplog):
     import logging
 
-    from resd_learner.rollout.vllm_backend import RELOAD_LOGGER, reload_engine_weights
+    from resd_learner.weight_sync import RELOAD_LOGGER, reload_engine_weights
 
     vllm_logger = logging.getLogger(RELOAD_LOGGER)
 
@@ -143,9 +143,23 @@ def test_reload_names_layers_that_kept_old_weights_and_ignores_rotary_tables(cap
     seen = [(r.name, r.getMessage()) for r in caplog.records]
     assert not any("Failed to load weights" in message for _, message in seen)  # vLLM's lines dropped
     assert (RELOAD_LOGGER, "RMSNorm: Delayed processing") in seen  # its other messages pass
-    ours = [message for name, message in seen if name == "resd_learner.rollout.vllm_backend"]
+    ours = [message for name, message in seen if name == "resd_learner.weight_sync"]
     assert len(ours) == 1 and "2 layer(s) (RMSNorm)" in ours[0] and "Rotary" not in ours[0]
     assert not vllm_logger.filters  # the watch ends with the push
+
+    # A quietened or disabled vLLM logger still reports to the watch, and stays quiet otherwise.
+    saved = vllm_logger.disabled, vllm_logger.level
+    caplog.clear()
+    try:
+        for disabled in (False, True):
+            vllm_logger.disabled = disabled
+            vllm_logger.setLevel(logging.ERROR)
+            assert reload_engine_weights(Llm(), []) == ["RMSNorm", "RMSNorm"]
+            assert (vllm_logger.disabled, vllm_logger.level) == (disabled, logging.ERROR)  # restored
+        assert not [r for r in caplog.records if r.name == RELOAD_LOGGER]
+    finally:
+        vllm_logger.disabled = saved[0]
+        vllm_logger.setLevel(saved[1])
 
 
 @pytest.mark.vllm
@@ -154,19 +168,19 @@ def test_vllm_push_warns_only_when_a_layer_kept_its_old_weights(vllm_llm, tiny_m
     the final norm is named, since the engine would then mix old and new weights."""
     import logging
 
-    from resd_learner.rollout.vllm_backend import reload_engine_weights
+    from resd_learner.weight_sync import reload_engine_weights
 
     state = _perturbed_state(tiny_model_dir, scale=0.0)
-    with caplog.at_level(logging.WARNING, logger="resd_learner.rollout.vllm_backend"):
+    with caplog.at_level(logging.WARNING, logger="resd_learner.weight_sync"):
         assert reload_engine_weights(vllm_llm, list(state.items())) == []
-        assert not [r for r in caplog.records if r.name == "resd_learner.rollout.vllm_backend"]
+        assert not [r for r in caplog.records if r.name == "resd_learner.weight_sync"]
         partial = [(name, tensor) for name, tensor in state.items() if name != "model.norm.weight"]
         try:
             kept = reload_engine_weights(vllm_llm, partial)
         finally:
             reload_engine_weights(vllm_llm, list(state.items()))
     assert kept == ["RMSNorm"], kept
-    ours = [r.getMessage() for r in caplog.records if r.name == "resd_learner.rollout.vllm_backend"]
+    ours = [r.getMessage() for r in caplog.records if r.name == "resd_learner.weight_sync"]
     assert len(ours) == 1 and "(RMSNorm)" in ours[0]
 
 
