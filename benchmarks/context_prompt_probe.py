@@ -167,20 +167,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from resd_learner.config import load_config
-    from resd_learner.models import load_tokenizer, resolve_model_path
+    from resd_learner.models import load_tokenizer
     from resd_learner.precision import with_resolved_dtype
     from resd_learner.rollout import make_backend
     from resd_learner.task_sources import make_task_source
-    from resd_learner.warm_start import warm_started_model
+    from resd_learner.warm_start import run_base_model
 
     config = with_resolved_dtype(load_config(args.run_dir / "config.yaml"))
     if args.max_reflection_tokens is not None:
         config = dataclasses.replace(config, context=dataclasses.replace(
             config.context, max_reflection_tokens=args.max_reflection_tokens))
-    model_dir = warm_started_model(resolve_model_path(config.model.path, config.model.cache_dir), config.warm_start,
-                                   env_id=config.env.id, train_split=config.env.train_split,
-                                   num_train=config.env.num_train, family_kwargs=dict(config.env.kwargs),
-                                   cache_dir=config.model.cache_dir)
+    model_dir = run_base_model(config)
     backend = make_backend(config.rollout, model_dir, load_tokenizer(model_dir), dtype=config.model.dtype,
                            seed=config.train.seed)
     source = make_task_source(config.env)

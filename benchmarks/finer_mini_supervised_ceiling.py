@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from resd_learner.warm_start import WarmStartConfig, train_format, warm_started_model
+from resd_learner.warm_start import WarmStartConfig, run_base_model, train_format
 
 CONFIG = "configs/quickstart.yaml"
 
@@ -117,14 +117,11 @@ def main(argv: list[str] | None = None) -> int:
 def _run(config: Any, pairs: list[tuple[str, str]], settings: list[Any], work: Path, out: Path,
          args: argparse.Namespace) -> int:
     """Validate the base, then fine-tune and validate once per entry of ``settings``; write ``out``."""
-    from resd_learner.models import resolve_model_path
     from resd_learner.precision import resolve_dtype
     from resd_learner.summary import paired_bootstrap
 
     dtype = resolve_dtype(config.model.dtype)[0]
-    base = warm_started_model(resolve_model_path(config.model.path, config.model.cache_dir), config.warm_start,
-                              env_id=config.env.id, train_split=config.env.train_split, num_train=config.env.num_train,
-                              family_kwargs=dict(config.env.kwargs), cache_dir=config.model.cache_dir)
+    base = run_base_model(config)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     print(f"base model {base}; validation of the base", file=sys.stderr, flush=True)

@@ -63,13 +63,9 @@ def _policy_feedback(recorded: str, gold_sentences: list[str]) -> str:
 def _base_model(run: Path) -> Path:
     """The warm-started base model of the run (same cache key as the run), else the run's model path."""
     from resd_learner.config import load_config
-    from resd_learner.models import resolve_model_path
-    from resd_learner.warm_start import warm_started_model
+    from resd_learner.warm_start import run_base_model
 
-    config = load_config(run / "config.yaml")
-    model = resolve_model_path(config.model.path)
-    return warm_started_model(model, config.warm_start, env_id=config.env.id, train_split=config.env.train_split,
-                              num_train=config.env.num_train)
+    return run_base_model(load_config(run / "config.yaml"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,12 +32,12 @@ from resd_learner.config import load_config
 from resd_learner.context import schemas
 from resd_learner.context.reflect import reflector_messages
 from resd_learner.context.types import SampleView
-from resd_learner.models import load_tokenizer, resolve_model_path
+from resd_learner.models import load_tokenizer
 from resd_learner.precision import resolve_dtype
 from resd_learner.rollout import make_backend
 from resd_learner.rollout.collect import collect_samples
 from resd_learner.task_sources import make_task_source
-from resd_learner.warm_start import warm_started_model
+from resd_learner.warm_start import run_base_model
 
 KERNELS = {  # substring of a profiled function's name -> bucket
     "onednn_mm": "matrix multiplies (oneDNN)",
@@ -72,10 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     config = load_config(args.config, args.overrides)
     dtype, _why = resolve_dtype(config.model.dtype)
-    model_dir = resolve_model_path(config.model.path, config.model.cache_dir)
-    model_dir = warm_started_model(model_dir, config.warm_start, env_id=config.env.id,
-                                   train_split=config.env.train_split, num_train=config.env.num_train,
-                                   family_kwargs=dict(config.env.kwargs), cache_dir=config.model.cache_dir)
+    model_dir = run_base_model(config)
     tokenizer = load_tokenizer(model_dir)
     source = make_task_source(config.env)
     tasks = source.tasks(config.env.val_split, args.prompts)

@@ -87,7 +87,7 @@ from resd_learner.evaluate import summarize
 from resd_learner.grpo import clip_fractions, clipped_policy_loss
 from resd_learner.loss import aggregate_loss, rollout_correction_weights, target_logprobs
 from resd_learner.metrics import MetricsLogger, truncate_jsonl
-from resd_learner.models import load_student, load_tokenizer, resolve_model_path
+from resd_learner.models import load_student, load_tokenizer
 from resd_learner.partitioned_teacher import PartitionedEmaTeacher
 from resd_learner.precision import with_resolved_dtype
 from resd_learner.rebalance import success_rate_weights
@@ -101,7 +101,7 @@ from resd_learner.summary import print_run_summary, record_val_scores
 from resd_learner.task_sources import make_task_source
 from resd_learner.teacher import EmaTeacher
 from resd_learner.types import Sample, Task
-from resd_learner.warm_start import warm_started_model
+from resd_learner.warm_start import run_base_model
 
 PHASES = ("rollout", "context", "teacher_inputs", "teacher", "loss", "backward", "optim", "ema", "sync")
 """Timed phases of one step, each logged as ``time/<phase>_s``: ``teacher_inputs`` builds the teacher
@@ -206,10 +206,7 @@ class Trainer:
         # after init: is_main() reads the process group, and only rank 0 writes the step records
         self.records = RunRecords(self.run_dir) if distributed.is_main() else None
         self._seed_everything(config.train.seed)
-        self.model_dir = resolve_model_path(config.model.path, config.model.cache_dir)
-        self.model_dir = warm_started_model(self.model_dir, config.warm_start, env_id=config.env.id,
-                                            train_split=config.env.train_split, num_train=config.env.num_train,
-                                            family_kwargs=dict(config.env.kwargs), cache_dir=config.model.cache_dir)
+        self.model_dir = run_base_model(config)
         self.tokenizer = load_tokenizer(self.model_dir)
         self.source = make_task_source(config.env)
         self.train_tasks = self.source.tasks(config.env.train_split, config.env.num_train)

@@ -186,6 +186,17 @@ def _target_loss(model: Any, ids: Any, mask: Any, labels: Any) -> Any:
     return torch.nn.functional.cross_entropy(logits.float(), targets[chosen])
 
 
+def run_base_model(config: Any) -> Path:
+    """The base model of a run with learner ``config`` (a ``LearnerConfig``): ``model.path`` resolved,
+    then warm-started as ``warm_start`` says. The same cached directory resd-learn trains from."""
+    from resd_learner.models import resolve_model_path
+
+    model_dir = resolve_model_path(config.model.path, config.model.cache_dir)
+    return warm_started_model(model_dir, config.warm_start, env_id=config.env.id,
+                              train_split=config.env.train_split, num_train=config.env.num_train,
+                              family_kwargs=dict(config.env.kwargs), cache_dir=config.model.cache_dir)
+
+
 def warm_started_model(
     model_dir: str | Path, config: WarmStartConfig, *, env_id: str, train_split: str, num_train: int | None,
     family_kwargs: dict[str, Any] | None = None, cache_dir: str | Path | None = None,

@@ -73,6 +73,24 @@ def test_tiny_model_is_warm_started_once_then_reused(tmp_path: Path) -> None:
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".tmp-")]
 
 
+def test_run_base_model_is_the_directory_the_trainer_uses(tmp_path: Path) -> None:
+    from resd_learner.config import load_config
+    from resd_learner.models import resolve_model_path
+    from resd_learner.warm_start import run_base_model
+
+    cache = tmp_path / "cache"
+    overrides = ["model.path=tiny", f"model.cache_dir={cache}", "env.num_train=8", "env.num_val=4"]
+    quickstart = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
+    plain = load_config(quickstart, [*overrides, "warm_start.enabled=false"])
+    assert run_base_model(plain) == resolve_model_path("tiny", cache)
+    warm = load_config(quickstart, [*overrides, "warm_start.num_examples=4", "warm_start.batch_size=2"])
+    out = run_base_model(warm)
+    assert out == warm_started_model(resolve_model_path("tiny", cache), warm.warm_start, env_id=warm.env.id,
+                                     train_split=warm.env.train_split, num_train=8,
+                                     family_kwargs=dict(warm.env.kwargs), cache_dir=cache)
+    assert out != resolve_model_path("tiny", cache) and (out / "warm_start.json").is_file()
+
+
 def test_target_loss_equals_the_full_causal_lm_loss(tmp_path: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM
