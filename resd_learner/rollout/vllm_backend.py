@@ -3,11 +3,8 @@
 The engine runs in the trainer's process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``), so no spawn guard is
 needed and weights move by reference: :meth:`VllmBackend.push_weights` calls the engine's
 ``reload_weights`` through ``collective_rpc`` and then drops the prefix cache, whose keys/values were
-computed with the old weights. vLLM's in-place reload puts a layer's old tensors back when the push held
-none of its weights and says "<Layer>: Failed to load weights";
-:func:`resd_learner.weight_sync.reload_engine_weights` turns
-that into our own warning naming the layers, except for rotary embeddings, whose cos/sin table is computed
-from the config and is never in a checkpoint or a push (keeping it is right).
+computed with the old weights (both through :func:`resd_learner.weight_sync.reload_engine_weights`,
+which also names any layer the push held no weights for: vLLM keeps such a layer's old values).
 
 Scheduling on CPU: every request carries its own sampling seed (so a sample does not depend on what
 else is in the batch). vLLM gives a seeded request its own ``torch.Generator`` and, when a prompt's
@@ -27,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from resd_learner.distributed import has_cuda
-from resd_learner.weight_sync import reload_engine_weights
 from resd_learner.rollout.base import (
     Generation,
     Messages,
@@ -37,6 +33,7 @@ from resd_learner.rollout.base import (
     request_seed,
     schemas_per_chat,
 )
+from resd_learner.weight_sync import reload_engine_weights
 
 
 def prepare_vllm_env(kv_cache_gb: float | None = None) -> None:
