@@ -6,7 +6,8 @@ Two measurements with the quickstart's own model (the cached warm start), settin
    sampling settings) under ``cProfile``; the time inside the engine's kernels is summed into the
    model's matrix multiplies (oneDNN), the top-p sort of vLLM's sampler (a full sort of every row
    of logits, vocabulary-wide, at every decoding step), paged attention, and the rest.
-2. **Reflections**: the reflector prompts of the first ``--reflections`` failed validation samples,
+2. **Reflections**: the reflector prompts of the first ``--reflections`` failed validation tasks
+   (one failed sample each, as in a training step, whose chats share the template but not the task),
    generated under the reflection JSON schema with the context settings, three times: after
    ``reset_prefix_cache()`` (what every training step meets, since a weight push must drop keys
    and values computed with the old weights), again with those prompts cached, and a prefill alone
@@ -57,6 +58,19 @@ def _buckets(profile: cProfile.Profile) -> dict[str, float]:
     return {k: round(v, 2) for k, v in sums.items()}
 
 
+def _one_per_task(samples: list) -> list:
+    """The first sample of each task, in order: a training step reflects on ``rollout.n`` = 1 sample of each of
+    its prompts, so its reflector prompts share only the template, not the task text (validation's ``eval.n``
+    samples of one task would share their task's tokens in the prefix cache, a cheaper batch)."""
+    seen: set[str] = set()
+    first = []
+    for sample in samples:
+        if sample.task.example_id not in seen:
+            seen.add(sample.task.example_id)
+            first.append(sample)
+    return first
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/quickstart.yaml")
@@ -89,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
     validation = {"seconds": round(time.perf_counter() - start, 2), "samples": len(samples),
                   "generated_tokens": sum(len(s.response_ids) for s in samples), "kernels": _buckets(profile)}
 
-    failed = [s for s in samples if s.score is not None and s.reward < config.method.success_threshold]
+    failed = _one_per_task([s for s in samples if s.score is not None and s.reward < config.method.success_threshold])
     views = [SampleView(example_id=s.task.example_id, group_index=s.group_index, prompt=s.task.prompt,
                         response=s.response_text, reward=s.reward, success=False,
                         feedback=s.score.context_feedback, policy_feedback=s.score.feedback)
@@ -125,8 +139,8 @@ def main(argv: list[str] | None = None) -> dict:
           f"{v['generated_tokens']} tokens generated")
     for name, seconds in v["kernels"].items():
         print(f"  {name:<28} {seconds:7.1f} s  ({seconds / v['seconds']:.0%})")
-    print(f"reflections: {r['chats']} prompts ({r['prompt_tokens']} prompt tokens), {r['generated_tokens']} "
-          f"tokens written under the schema")
+    print(f"reflections: {r['chats']} prompts of {r['chats']} tasks ({r['prompt_tokens']} prompt tokens), "
+          f"{r['generated_tokens']} tokens written under the schema")
     print(f"  after a prefix-cache reset  {after_reset:7.1f} s")
     print(f"  the same, prompts cached    {cached:7.1f} s")
     print(f"  prefill alone, after reset  {prefill:7.1f} s")

@@ -36,3 +36,14 @@ def test_counts_below_one_are_refused_before_anything_loads(profile_script, argv
     with pytest.raises(SystemExit):
         profile_script.main(argv)
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_reflections_take_the_first_failed_sample_of_each_task_in_order(profile_script):
+    from types import SimpleNamespace
+
+    def sample(task: str, index: int):
+        return SimpleNamespace(task=SimpleNamespace(example_id=task), group_index=index)
+
+    samples = [sample("a", 0), sample("a", 1), sample("b", 2), sample("a", 3), sample("c", 0), sample("b", 1)]
+    picked = profile_script._one_per_task(samples)
+    assert [(s.task.example_id, s.group_index) for s in picked] == [("a", 0), ("b", 2), ("c", 0)]
