@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"{v['generated_tokens']} tokens generated")
     for name, seconds in v["kernels"].items():
         print(f"  {name:<28} {seconds:7.1f} s  ({seconds / v['seconds']:.0%})")
-    print(f"reflections: {r['chats']} prompts of {r['chats']} tasks ({r['prompt_tokens']} prompt tokens), "
+    print(f"reflections: {r['chats']} prompts, one failed sample of each task ({r['prompt_tokens']} prompt tokens), "
           f"{r['generated_tokens']} tokens written under the schema")
     print(f"  after a prefix-cache reset  {after_reset:7.1f} s")
     print(f"  the same, prompts cached    {cached:7.1f} s")
