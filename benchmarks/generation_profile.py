@@ -30,16 +30,10 @@ import json
 import pstats
 import time
 
-from resd_learner.config import load_config
+from quickstart_setup import load_validation
 from resd_learner.context import schemas
 from resd_learner.context.reflect import reflector_messages
 from resd_learner.context.types import SampleView
-from resd_learner.models import load_tokenizer
-from resd_learner.precision import resolve_dtype
-from resd_learner.rollout import make_backend
-from resd_learner.rollout.collect import collect_samples
-from resd_learner.task_sources import make_task_source
-from resd_learner.warm_start import run_base_model
 
 KERNELS = {  # substring of a profiled function's name -> bucket
     "onednn_mm": "matrix multiplies (oneDNN)",
@@ -86,21 +80,15 @@ def main(argv: list[str] | None = None) -> dict:
     if args.prompts < 1 or args.reflections < 1:
         parser.error("--prompts and --reflections must be at least 1")
 
-    config = load_config(args.config, args.overrides)
-    dtype, _why = resolve_dtype(config.model.dtype)
-    model_dir = run_base_model(config)
-    tokenizer = load_tokenizer(model_dir)
-    source = make_task_source(config.env)
-    tasks = source.tasks(config.env.val_split, args.prompts)
-    backend = make_backend(config.rollout, model_dir, tokenizer, dtype=dtype, seed=args.seed)
+    setup = load_validation(args.config, args.overrides, args.prompts)
+    config, dtype, tokenizer, tasks = setup.config, setup.dtype, setup.tokenizer, setup.tasks
+    backend = setup.backend(args.seed)
     ev, ctx = config.eval, config.context
 
     profile = cProfile.Profile()
     start = time.perf_counter()
     profile.enable()
-    samples = collect_samples(backend, source, tasks, n=ev.n, temperature=ev.temperature, top_p=ev.top_p,
-                              max_tokens=ev.max_tokens or config.rollout.max_tokens, seed=args.seed,
-                              stop=config.rollout.stop)
+    samples = setup.sample(backend, args.seed)
     profile.disable()
     validation = {"seconds": round(time.perf_counter() - start, 2), "samples": len(samples),
                   "generated_tokens": sum(len(s.response_ids) for s in samples), "kernels": _buckets(profile)}

@@ -23,13 +23,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from resd_learner.config import load_config
-from resd_learner.models import load_tokenizer
-from resd_learner.precision import resolve_dtype
-from resd_learner.rollout import make_backend, nucleus
-from resd_learner.rollout.collect import collect_samples
-from resd_learner.task_sources import make_task_source
-from resd_learner.warm_start import run_base_model
+from quickstart_setup import load_validation
+from resd_learner.rollout import nucleus
 
 
 class _FilterTimer:
@@ -82,21 +77,14 @@ def main(argv: list[str] | None = None) -> dict:
     if args.prompts < 1 or args.warmup < 0:
         parser.error("--prompts must be at least 1 and --warmup at least 0")
 
-    config = load_config(args.config, args.overrides)
-    dtype, _why = resolve_dtype(config.model.dtype)
-    model_dir = run_base_model(config)
-    tokenizer = load_tokenizer(model_dir)
-    source = make_task_source(config.env)
-    tasks = source.tasks(config.env.val_split, args.prompts)
-    backend = make_backend(config.rollout, model_dir, tokenizer, dtype=dtype, seed=args.seed)
-    ev = config.eval
+    setup = load_validation(args.config, args.overrides, args.prompts)
+    tasks, ev, dtype = setup.tasks, setup.config.eval, setup.dtype
+    backend = setup.backend(args.seed)
 
     def validate(some_tasks: list) -> tuple[float, list]:
         backend.llm.reset_prefix_cache()
         began = time.perf_counter()
-        samples = collect_samples(backend, source, some_tasks, n=ev.n, temperature=ev.temperature, top_p=ev.top_p,
-                                  max_tokens=ev.max_tokens or config.rollout.max_tokens, seed=args.seed,
-                                  stop=config.rollout.stop)
+        samples = setup.sample(backend, args.seed, some_tasks)
         return round(time.perf_counter() - began, 2), samples
 
     if args.warmup:

@@ -21,14 +21,8 @@ import gc
 import json
 import time
 
+from quickstart_setup import load_validation
 from resd_learner import colocate
-from resd_learner.config import load_config
-from resd_learner.models import load_tokenizer
-from resd_learner.precision import resolve_dtype
-from resd_learner.rollout import make_backend
-from resd_learner.rollout.collect import collect_samples
-from resd_learner.task_sources import make_task_source
-from resd_learner.warm_start import run_base_model
 
 
 def _release(backend) -> None:
@@ -59,23 +53,16 @@ def main(argv: list[str] | None = None) -> dict:
     if args.prompts < 1:
         parser.error(f"--prompts={args.prompts}: use at least 1 validation prompt")
 
-    config = load_config(args.config, args.overrides)
-    dtype, _why = resolve_dtype(config.model.dtype)
-    model_dir = run_base_model(config)
-    tokenizer = load_tokenizer(model_dir)
-    source = make_task_source(config.env)
-    tasks = source.tasks(config.env.val_split, args.prompts)
-    ev = config.eval
+    setup = load_validation(args.config, args.overrides, args.prompts)
+    config, dtype, tasks, ev = setup.config, setup.dtype, setup.tasks, setup.config.eval
 
     passes: list[dict] = []
     first: list[tuple[int, ...]] | None = None
     for size in sizes:
         config.rollout.block_size = size
-        backend = make_backend(config.rollout, model_dir, tokenizer, dtype=dtype, seed=args.seed)
+        backend = setup.backend(args.seed)
         start = time.perf_counter()
-        samples = collect_samples(backend, source, tasks, n=ev.n, temperature=ev.temperature, top_p=ev.top_p,
-                                  max_tokens=ev.max_tokens or config.rollout.max_tokens, seed=args.seed,
-                                  stop=config.rollout.stop)
+        samples = setup.sample(backend, args.seed)
         seconds = time.perf_counter() - start
         _release(backend)
         tokens = [tuple(s.response_ids) for s in samples]
