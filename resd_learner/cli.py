@@ -15,6 +15,7 @@ A new run never writes into a directory that already holds a run unless ``--over
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ from resd_learner.checkpoint import RunDirExistsError, check_new_run_dir, finish
 from resd_learner.config import RunConfig, RunConfigError, apply_overrides, config_from_dict, dump_yaml, load_config
 from resd_learner.models import model_path_problem
 from resd_learner.precision import resolve_dtype, with_dtype
+from resd_learner.rollout.nucleus import resolve_top_p_impl
 from resd_learner.task_sources import env_problems
 
 
@@ -90,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("RANK", "0") == "0":  # before the process group exists: one line per job
             print(f"resd-learn: model.dtype=auto -> {dtype} ({why})", file=sys.stderr)
         config = with_dtype(config, dtype)
+    if config.rollout.backend == "vllm" and config.rollout.top_p_impl == "auto":
+        impl, why = resolve_top_p_impl("auto", on_gpu=distributed.has_cuda())
+        if os.environ.get("RANK", "0") == "0":
+            print(f"resd-learn: rollout.top_p_impl=auto -> {impl} ({why})", file=sys.stderr)
+        config = dataclasses.replace(config, rollout=dataclasses.replace(config.rollout, top_p_impl=impl))
     if args.print_config:
         print(dump_yaml(config), end="")
         return 0

@@ -106,6 +106,22 @@ def partial_top_k_top_p(logits: torch.Tensor, k: torch.Tensor | None, p: torch.T
     return nucleus_filter(logits, p, fallback=lambda rows, rows_p: original(rows, None, rows_p))
 
 
+TOP_P_IMPLS = ("auto", "partial", "vllm")
+"""Values of ``rollout.top_p_impl``."""
+
+
+def resolve_top_p_impl(requested: str, *, on_gpu: bool) -> tuple[str, str]:
+    """``(impl, why)``: "partial" or "vllm" for ``rollout.top_p_impl`` (``auto``: partial on CPU, where
+    vLLM's sampler sorts every row; vllm on GPU, where it does not). Raises ValueError for other values."""
+    if requested not in TOP_P_IMPLS:
+        raise ValueError(f"rollout.top_p_impl={requested!r}: use {', '.join(TOP_P_IMPLS)}")
+    if requested != "auto":
+        return requested, "set in the config"
+    if on_gpu:
+        return "vllm", "on GPU vLLM's sampler finds the nucleus without sorting the vocabulary"
+    return "partial", "on CPU vLLM's sampler would sort every row of logits over the whole vocabulary"
+
+
 def use_partial_top_p(enabled: bool) -> bool:
     """Make vLLM's sampler filter top-p with :func:`partial_top_k_top_p` (True) or with its own full
     sort (False); process-wide. Returns whether the partial filter is now in use.

@@ -33,7 +33,7 @@ from resd_learner.rollout.base import (
     request_seed,
     schemas_per_chat,
 )
-from resd_learner.rollout.nucleus import use_partial_top_p
+from resd_learner.rollout.nucleus import resolve_top_p_impl, use_partial_top_p
 from resd_learner.weight_sync import reload_engine_weights
 
 
@@ -156,8 +156,7 @@ class VllmBackend:
         top_p_impl: str = "auto",
         llm: Any = None,
     ) -> None:
-        if top_p_impl not in ("auto", "partial", "vllm"):
-            raise ValueError(f"top_p_impl={top_p_impl!r}: use auto, partial or vllm")
+        impl, _why = resolve_top_p_impl(top_p_impl, on_gpu=has_cuda())  # a bad value fails before vLLM loads
         prepare_vllm_env(kv_cache_gb)
         try:
             from vllm import LLM, SamplingParams
@@ -180,7 +179,7 @@ class VllmBackend:
                 max_num_batched_tokens=max_num_batched_tokens, block_size=block_size,
             ))
         self.llm = llm
-        self.partial_top_p = use_partial_top_p(top_p_impl == "partial" or (top_p_impl == "auto" and not has_cuda()))
+        self.partial_top_p = use_partial_top_p(impl == "partial")
         """Whether vLLM's sampler filters top-p with :func:`resd_learner.rollout.nucleus.partial_top_k_top_p`."""
 
     def generate(

@@ -143,3 +143,30 @@ def test_the_engine_samples_the_same_tokens_with_either_filter(vllm_llm, tiny_mo
     assert sum(len(ids) for ids in outputs["vllm"]) > 100
     assert sum(filtered_rows) >= sum(len(ids) for ids in outputs["partial"])  # every sampled token went through it
     assert outputs["partial"] == outputs["vllm"]
+
+
+def test_auto_resolves_to_the_partial_filter_on_cpu_only():
+    assert nucleus.resolve_top_p_impl("auto", on_gpu=False)[0] == "partial"
+    assert nucleus.resolve_top_p_impl("auto", on_gpu=True)[0] == "vllm"
+    assert nucleus.resolve_top_p_impl("vllm", on_gpu=False) == ("vllm", "set in the config")
+    with pytest.raises(ValueError, match="rollout.top_p_impl='fast': use auto, partial, vllm"):
+        nucleus.resolve_top_p_impl("fast", on_gpu=False)
+
+
+def test_resd_learn_prints_and_records_the_resolved_filter(monkeypatch, capsys):
+    from pathlib import Path
+
+    import yaml
+
+    from resd_learner import distributed
+    from resd_learner.cli import main as cli_main
+
+    quickstart = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
+    monkeypatch.setattr(distributed, "has_cuda", lambda: False)
+    assert cli_main(["--config", str(quickstart), "--print-config", "model.dtype=float32"]) == 0
+    captured = capsys.readouterr()
+    assert yaml.safe_load(captured.out)["rollout"]["top_p_impl"] == "partial"
+    assert "rollout.top_p_impl=auto -> partial (on CPU" in captured.err
+    assert cli_main(["--config", str(quickstart), "--print-config", "rollout.top_p_impl=vllm"]) == 0
+    captured = capsys.readouterr()
+    assert yaml.safe_load(captured.out)["rollout"]["top_p_impl"] == "vllm" and "top_p_impl=auto" not in captured.err
