@@ -233,6 +233,10 @@ class EnvConfig:
         return out
 
 
+TOP_P_IMPLS: tuple[str, ...] = ("auto", "partial", "vllm")
+"""Values of ``rollout.top_p_impl`` (resd_learner/rollout/nucleus.py resolves ``auto``)."""
+
+
 @dataclass
 class RolloutConfig:
     """Generation of training rollouts (and of the reflector/curator calls)."""
@@ -304,8 +308,8 @@ class RolloutConfig:
             out.append(f"rollout.block_size={self.block_size}: use a positive number of tokens (e.g. 32), or null")
         if self.sleep_level not in (None, 0, 1, 2):
             out.append(f"rollout.sleep_level={self.sleep_level!r}: use 0, 1, 2 or null (auto)")
-        if self.top_p_impl not in ("auto", "partial", "vllm"):
-            out.append(f"rollout.top_p_impl={self.top_p_impl!r}: use auto, partial or vllm")
+        if self.top_p_impl not in TOP_P_IMPLS:
+            out.append(f"rollout.top_p_impl={self.top_p_impl!r}: use {', '.join(TOP_P_IMPLS)}")
         return out
 
 

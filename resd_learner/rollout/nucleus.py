@@ -26,6 +26,8 @@ from collections.abc import Callable
 
 import torch
 
+from resd_learner.config import TOP_P_IMPLS
+
 DEFAULT_CANDIDATES = 256
 """Largest logits examined per row before falling back to the full sort."""
 
@@ -104,10 +106,6 @@ def partial_top_k_top_p(logits: torch.Tensor, k: torch.Tensor | None, p: torch.T
     if p is None or k is not None:
         return original(logits, k, p)
     return nucleus_filter(logits, p, fallback=lambda rows, rows_p: original(rows, None, rows_p))
-
-
-TOP_P_IMPLS = ("auto", "partial", "vllm")
-"""Values of ``rollout.top_p_impl``."""
 
 
 def resolve_top_p_impl(requested: str, *, on_gpu: bool) -> tuple[str, str]:
