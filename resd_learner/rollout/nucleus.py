@@ -71,20 +71,12 @@ def nucleus_filter(
     drop = at_or_below.float() <= threshold
     drop[:, 0] = False  # the most likely token always stays
     complete = tail.float() <= threshold.squeeze(1)  # every token outside the candidates is dropped
-    if k == vocab:
-        complete = torch.ones_like(complete)
     kept_values = top_logits.masked_fill(drop, float("-inf"))
-    if bool(complete.all()):  # the usual case: mask in place, no row copies
-        return logits.fill_(float("-inf")).scatter_(1, top_ids, kept_values)
-    done = complete.nonzero().squeeze(1)
-    if done.numel():
-        masked = torch.full((done.numel(), vocab), float("-inf"), dtype=logits.dtype, device=logits.device)
-        masked.scatter_(1, top_ids[done], kept_values[done])
-        logits[done] = masked
-    rest = (~complete).nonzero().squeeze(1)
+    rest = (~complete).nonzero().squeeze(1)  # rows whose nucleus reaches beyond the candidates
+    pending = logits[rest]  # a copy of those rows, taken before the in-place mask
+    logits.fill_(float("-inf")).scatter_(1, top_ids, kept_values)
     if rest.numel():
-        filler = fallback or full_sort_filter
-        logits[rest] = filler(logits[rest], p[rest])
+        logits[rest] = (fallback or full_sort_filter)(pending, p[rest])
     return logits
 
 
