@@ -11,7 +11,8 @@ Rule: a text is an echo when its normalised form (lower case, runs of non-alphan
 one space) is empty, or is a prefix, at a word boundary or inside the last word, of the normalised
 form of an example value or a JSON key of the prompts (a key with underscores reads as words;
 every key counts, "bullet_tags" too: with the example values taken away, the model wrote key names
-into the fields, ``benchmarks/context_prompt_probe.py``).
+into the fields, ``benchmarks/context_prompt_probe.py``), or a near copy of one (:func:`is_near_copy`:
+its first two words, then at most half of its words off).
 
 Playbook additions can be empty of content in two more ways (measured on SmolLM2-135M, whose
 curator wrote ``<answer>ShareBasedComp<#``, ``<answer><answer><answer>``, ``employee service``,
@@ -63,9 +64,27 @@ def template_phrases() -> tuple[str, ...]:
 
 
 def is_template_echo(text: str) -> bool:
-    """Whether ``text`` says nothing beyond (a beginning of) an example value or key of the prompts."""
+    """Whether ``text`` says nothing beyond (a beginning of) an example value or key of the prompts, or
+    a garbled copy of one (:func:`is_near_copy`)."""
     norm = normalise(text)
-    return not norm or any(phrase.startswith(norm) for phrase in template_phrases())
+    if not norm:
+        return True
+    words = norm.split()
+    return any(phrase.startswith(norm) or is_near_copy(words, phrase.split()) for phrase in template_phrases())
+
+
+def is_near_copy(words: list[str], phrase: list[str]) -> bool:
+    """Whether ``words`` copy the opening of ``phrase`` (both normalised, split into words) and then
+    drift: they start with the phrase's first two words, are at most one word longer than it, and at
+    most half of them differ from the phrase's word at the same place (a word past its end counts as
+    different). Measured on SmolLM2-135M under the ``shared_first`` prompt layout: "what exactly was
+    it" for "what exactly was wrong", "why it could" for "why it happened"; in float32 runs with the
+    official layout "what exactly was OK". A field that only opens like an example and then says something ("why it
+    failed: the tag counts shares, not dollars") is longer than that, or differs in most words."""
+    if len(words) < 2 or len(phrase) < 2 or words[:2] != phrase[:2] or len(words) > len(phrase) + 1:
+        return False
+    differing = sum(i >= len(phrase) or word != phrase[i] for i, word in enumerate(words))
+    return differing <= len(words) // 2
 
 
 def reflection_is_echo(text: str) -> bool:

@@ -32,6 +32,21 @@ def test_text_with_anything_of_its_own_is_not_an_echo(text):
     assert not is_template_echo(text)
 
 
+@pytest.mark.parametrize("text", ["what exactly was it", "What exactly was it that", "what exactly what what",
+                                  "why it could", "why it happn", "what exactly was OK",
+                                  "what should havent"])
+def test_garbled_copies_of_an_example_are_echoes(text):
+    # SmolLM2-135M's fields under context.prompt_layout=shared_first, and a few seen in float32 runs
+    assert is_template_echo(text)
+
+
+@pytest.mark.parametrize("text", ["why it failed: the tag counts shares, not dollars",
+                                  "what exactly the sentence measures decides the tag",
+                                  "what is asked is the amount, not the share count", "the lesson is to read the units"])
+def test_an_example_opening_followed_by_content_is_not_an_echo(text):
+    assert not is_template_echo(text)
+
+
 def test_phrases_come_from_the_prompts_themselves():
     phrases = template_phrases()
     assert "the lesson" in phrases and "your step by step analysis" in phrases and "common mistakes to avoid" in phrases
