@@ -15,6 +15,7 @@ from typing import Any
 from .schemas import STRUCTURED_OUTPUT_MODES
 
 CONCISE_METHODS = ("staleness", "prioritized")
+PROMPT_LAYOUTS = ("official", "shared_first")
 
 
 @dataclass
@@ -81,6 +82,14 @@ class ContextConfig:
     output (``structured_output`` auto with a backend that supports it, or on). A failure whose feedback
     has no clause of three or more words gets no reflector or curator call. Off by default: the
     official reflector and curator write free text."""
+    prompt_layout: str = "official"
+    """Order of the reflector, success-tagger and curator prompts (``context/prompts/__init__.py``):
+    "official" gives the sample's sections first and the shared ones (playbook, reply format) after them,
+    in the official order; "shared_first" puts the instructions, the reply format and the playbook
+    snapshot, which every call of a step shares, before the sample, so a prefix-caching engine (vLLM)
+    computes them once per step. The same words either way. Official by default: it changes what a small
+    model writes (SmolLM2-135M copied the format example with a word changed, or wrote tag fragments,
+    and the quickstart's context step took longer; docs/learner.md, "Context prompt layout")."""
     max_slot_chars: int = 16000
     """Character cap for each long text slot (prompt, response, feedback, reflection) inside reflector,
     tagger and curator prompts; longer texts keep their head and tail around a trimming marker. This
@@ -119,6 +128,10 @@ class ContextConfig:
             problems.append(
                 f"context.structured_output={self.structured_output!r} is unknown; "
                 f"use one of {list(STRUCTURED_OUTPUT_MODES)}"
+            )
+        if self.prompt_layout not in PROMPT_LAYOUTS:
+            problems.append(
+                f"context.prompt_layout={self.prompt_layout!r} is unknown; use one of {list(PROMPT_LAYOUTS)}"
             )
         if self.extractive_lessons and self.structured_output == "off":
             problems.append(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .parsing import AddOperation, CurationParse, cap_middle, parse_curation, strip_thinking
 from .playbook import SECTION_KEYS, Playbook, PlaybookEntry, dedup_key
-from .prompts.curator import CURATOR_TEMPLATE
+from .prompts.curator import CURATOR_TEMPLATES
 from .prompts.reflector import EMPTY_PLAYBOOK
 from .reflect import run_batch
 from .types import Generate, SampleView, SchemaArg
@@ -27,10 +27,12 @@ logger = logging.getLogger(__name__)
 
 
 def curator_messages(
-    reflection: str, sample: SampleView, playbook: Playbook, *, playbook_text: str, max_slot_chars: int
+    reflection: str, sample: SampleView, playbook: Playbook, *, playbook_text: str, max_slot_chars: int,
+    layout: str = "official",
 ) -> list[dict[str, str]]:
-    """Chat messages asking the curator for ADD operations derived from ``reflection``."""
-    content = CURATOR_TEMPLATE.format(
+    """Chat messages asking the curator for ADD operations derived from ``reflection`` (``layout``: a
+    ``context.prompt_layout``)."""
+    content = CURATOR_TEMPLATES[layout].format(
         sections="\n".join(f"- {key}" for key in SECTION_KEYS),
         stats=json.dumps(playbook.stats()),
         reflection=cap_middle(reflection, max_slot_chars),
@@ -48,12 +50,13 @@ def propose(
     max_slot_chars: int,
     remove_thinking: bool = True,
     schema: SchemaArg = None,
+    layout: str = "official",
 ) -> list[CurationParse]:
     """One curator prompt per (reflection, sample) pair, all on the current snapshot, one call (under
     ``schema`` when given)."""
     snapshot = playbook.render()
     batch = [
-        curator_messages(r, s, playbook, playbook_text=snapshot, max_slot_chars=max_slot_chars)
+        curator_messages(r, s, playbook, playbook_text=snapshot, max_slot_chars=max_slot_chars, layout=layout)
         for r, s in items
     ]
     raw = run_batch(generate, batch, what="curator", schema=schema)

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .parsing import EMPTY_RESPONSE_SENTINEL, TagParse, cap_middle, parse_tags, strip_thinking
-from .prompts.reflector import EMPTY_FEEDBACK, EMPTY_PLAYBOOK, REFLECTOR_TEMPLATE
-from .prompts.success_tagger import SUCCESS_TAGGER_TEMPLATE
+from .prompts.reflector import EMPTY_FEEDBACK, EMPTY_PLAYBOOK, REFLECTOR_TEMPLATES
+from .prompts.success_tagger import SUCCESS_TAGGER_TEMPLATES
 from .types import Generate, SampleView, SchemaArg
 
 logger = logging.getLogger(__name__)
@@ -45,11 +45,12 @@ def _sample_slots(sample: SampleView, max_slot_chars: int, remove_thinking: bool
 
 
 def reflector_messages(
-    sample: SampleView, playbook_text: str, *, max_slot_chars: int, remove_thinking: bool = True
+    sample: SampleView, playbook_text: str, *, max_slot_chars: int, remove_thinking: bool = True,
+    layout: str = "official",
 ) -> list[dict[str, str]]:
-    """Chat messages asking for a diagnosis of one failed ``sample``."""
+    """Chat messages asking for a diagnosis of one failed ``sample`` (``layout``: a ``context.prompt_layout``)."""
     return _user(
-        REFLECTOR_TEMPLATE.format(
+        REFLECTOR_TEMPLATES[layout].format(
             **_sample_slots(sample, max_slot_chars, remove_thinking),
             feedback=cap_middle(sample.feedback, max_slot_chars) or EMPTY_FEEDBACK,
             playbook=playbook_text or EMPTY_PLAYBOOK,
@@ -58,11 +59,12 @@ def reflector_messages(
 
 
 def success_tagger_messages(
-    sample: SampleView, playbook_text: str, *, max_slot_chars: int, remove_thinking: bool = True
+    sample: SampleView, playbook_text: str, *, max_slot_chars: int, remove_thinking: bool = True,
+    layout: str = "official",
 ) -> list[dict[str, str]]:
-    """Chat messages asking which entries helped a correct ``sample``."""
+    """Chat messages asking which entries helped a correct ``sample`` (``layout``: a ``context.prompt_layout``)."""
     return _user(
-        SUCCESS_TAGGER_TEMPLATE.format(**_sample_slots(sample, max_slot_chars, remove_thinking), playbook=playbook_text)
+        SUCCESS_TAGGER_TEMPLATES[layout].format(**_sample_slots(sample, max_slot_chars, remove_thinking), playbook=playbook_text)
     )
 
 
@@ -114,10 +116,12 @@ def reflect(
     max_slot_chars: int,
     remove_thinking: bool = True,
     schema: SchemaArg = None,
+    layout: str = "official",
 ) -> list[Reflection]:
     """One reflector prompt per sample (all failed), sent in a single ``generate`` call (under ``schema``)."""
     batch = [
-        reflector_messages(s, playbook_text, max_slot_chars=max_slot_chars, remove_thinking=remove_thinking)
+        reflector_messages(s, playbook_text, max_slot_chars=max_slot_chars, remove_thinking=remove_thinking,
+                           layout=layout)
         for s in samples
     ]
     raw = run_batch(generate, batch, what="reflector", schema=schema)
@@ -132,11 +136,12 @@ def tag_successes(
     max_slot_chars: int,
     remove_thinking: bool = True,
     schema: SchemaArg = None,
+    layout: str = "official",
 ) -> list[Reflection]:
     """One success-tagger prompt per correct sample, sent in a single ``generate`` call (under ``schema``)."""
     batch = [
         success_tagger_messages(
-            s, playbook_text, max_slot_chars=max_slot_chars, remove_thinking=remove_thinking
+            s, playbook_text, max_slot_chars=max_slot_chars, remove_thinking=remove_thinking, layout=layout
         )
         for s in samples
     ]

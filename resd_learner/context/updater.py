@@ -203,6 +203,7 @@ class ContextUpdater:
                 max_slot_chars=cfg.max_slot_chars,
                 remove_thinking=cfg.remove_thinking,
                 schema=self._schemas("reflection", [candidates.get(i, []) for i in failed]),
+                layout=cfg.prompt_layout,
             )
             stats["generate_calls"] += 1
             for i, result in zip(failed, results, strict=True):
@@ -226,6 +227,7 @@ class ContextUpdater:
                 max_slot_chars=cfg.max_slot_chars,
                 remove_thinking=cfg.remove_thinking,
                 schema=self.structured_schema("success_tag"),
+                layout=cfg.prompt_layout,
             )
             stats["generate_calls"] += 1
             for i, result in zip(succeeded, results, strict=True):
@@ -243,6 +245,7 @@ class ContextUpdater:
                 max_slot_chars=cfg.max_slot_chars,
                 remove_thinking=cfg.remove_thinking,
                 schema=self._schemas("curation", [candidates.get(i, []) for i in to_curate]),
+                layout=cfg.prompt_layout,
             )
             stats["generate_calls"] += 1
             seen = {dedup_key(e.content) for e in self.playbook.entries}

@@ -2,9 +2,14 @@
 
 Fields: ``prompt`` (the task as the student saw it), ``response`` (its answer, thinking removed),
 ``feedback`` (environment feedback, raw), ``playbook`` (rendered playbook with ids and counts).
+
+:data:`REFLECTOR_TEMPLATES` holds one template per ``context.prompt_layout``: ``official`` gives the
+inputs in the official order (task, attempt, feedback, playbook) with the reply format last;
+``shared_first`` puts what every reflector call of a step shares (instructions, reply format, playbook
+snapshot) before the attempt (``resd_learner/context/prompts/__init__.py``).
 """
 
-REFLECTOR_TEMPLATE = """\
+_INSTRUCTIONS = """\
 You are reviewing a failed attempt at a task. Work out precisely why it failed, using the checker's \
 feedback as evidence, and write down what would have made it succeed.
 
@@ -19,6 +24,9 @@ similar tasks.
 pointed the right way, "harmful" if it misled the attempt, "neutral" if it did not matter. Use the \
 exact ids shown in brackets; do not invent ids.
 
+"""
+
+_SAMPLE = """\
 === TASK ===
 {prompt}
 
@@ -28,9 +36,15 @@ exact ids shown in brackets; do not invent ids.
 === CHECKER FEEDBACK ===
 {feedback}
 
+"""
+
+_PLAYBOOK = """\
 === PLAYBOOK ===
 {playbook}
 
+"""
+
+REFLECTOR_FORMAT = """\
 Reply with a single JSON object and nothing else, with these keys:
 {{
   "reasoning": "your step-by-step analysis",
@@ -42,6 +56,14 @@ Reply with a single JSON object and nothing else, with these keys:
 }}
 Use an empty list for "bullet_tags" when no entry is relevant.
 """
+"""The reply-format block (its example values define what counts as an echo, ``context/echo.py``)."""
+
+REFLECTOR_TEMPLATES = {
+    "official": _INSTRUCTIONS + _SAMPLE + _PLAYBOOK + REFLECTOR_FORMAT,
+    "shared_first": _INSTRUCTIONS + REFLECTOR_FORMAT + "\n" + _PLAYBOOK + _SAMPLE
+    + "Now write the JSON object described above for this attempt.\n",
+}
+REFLECTOR_TEMPLATE = REFLECTOR_TEMPLATES["official"]
 
 EMPTY_FEEDBACK = "(the checker gave no feedback text)"
 EMPTY_PLAYBOOK = "(the playbook has no entries yet)"
