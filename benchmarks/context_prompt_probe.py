@@ -6,7 +6,8 @@ probe asks whether the example is the cause. It replays the rollouts of the firs
 of a quickstart run directory (its ``records/``) through the context updater with the run's own
 context settings (JSON schemas, ``context.temperature``, echoes and non-lessons dropped) and the
 feedback the trainer showed (the env's privileged feedback, which names the gold tag), once per
-variant of the prompts' closing format instruction:
+variant of the prompts' reply-format block (the ``official`` ``context.prompt_layout``, where it closes
+the prompt):
 
 - ``official``: the shipped prompts (a JSON example whose values describe each field);
 - ``keys_only``: the same instructions, the example replaced by a sentence listing the keys, so
@@ -33,9 +34,6 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
-
-_REFLECTOR_SPLIT = "Reply with a single JSON object and nothing else, with these keys:"
-_CURATOR_SPLIT = "Reply with a single JSON object:"
 
 KEYS_ONLY_REFLECTOR = (
     'Reply with a single JSON object and nothing else. Its keys are "reasoning", "error_identification", '
@@ -74,24 +72,23 @@ VARIANTS = ("official", "keys_only", "worked_example", "extractive")
 
 
 def variant_templates(variant: str) -> tuple[str, str]:
-    """(reflector template, curator template) of ``variant``: the shipped ones with the closing format
-    instruction replaced (``official`` returns them unchanged)."""
-    from resd_learner.context.prompts.curator import CURATOR_TEMPLATE
-    from resd_learner.context.prompts.reflector import REFLECTOR_TEMPLATE
+    """(reflector template, curator template) of ``variant``: the shipped ones with their reply-format
+    block (``REFLECTOR_FORMAT`` / ``CURATOR_FORMAT``) replaced (``official`` returns them unchanged)."""
+    from resd_learner.context.prompts.curator import CURATOR_FORMAT, CURATOR_TEMPLATE
+    from resd_learner.context.prompts.reflector import REFLECTOR_FORMAT, REFLECTOR_TEMPLATE
 
     if variant in ("official", "extractive"):
         return REFLECTOR_TEMPLATE, CURATOR_TEMPLATE
-    for name, template, marker in (("reflector", REFLECTOR_TEMPLATE, _REFLECTOR_SPLIT),
-                                   ("curator", CURATOR_TEMPLATE, _CURATOR_SPLIT)):
-        if template.count(marker) != 1:
-            raise ValueError(f"the {name} prompt no longer holds the line {marker!r} once; update this probe")
-    reflector_head = REFLECTOR_TEMPLATE.split(_REFLECTOR_SPLIT)[0]
-    curator_head = CURATOR_TEMPLATE.split(_CURATOR_SPLIT)[0]
-    if variant == "keys_only":
-        return reflector_head + KEYS_ONLY_REFLECTOR, curator_head + KEYS_ONLY_CURATOR
-    if variant == "worked_example":
-        return reflector_head + WORKED_REFLECTOR, curator_head + WORKED_CURATOR
-    raise ValueError(f"unknown variant {variant!r}; use one of {VARIANTS}")
+    formats = {"keys_only": (KEYS_ONLY_REFLECTOR, KEYS_ONLY_CURATOR), "worked_example": (WORKED_REFLECTOR, WORKED_CURATOR)}
+    if variant not in formats:
+        raise ValueError(f"unknown variant {variant!r}; use one of {VARIANTS}")
+    out = []
+    for (name, template, block), replacement in zip((("reflector", REFLECTOR_TEMPLATE, REFLECTOR_FORMAT),
+                                                      ("curator", CURATOR_TEMPLATE, CURATOR_FORMAT)), formats[variant]):
+        if template.count(block) != 1:
+            raise ValueError(f"the {name} prompt no longer holds its format block once; update this probe")
+        out.append(template.replace(block, replacement))
+    return out[0], out[1]
 
 
 def recorded_rollouts(run_dir: Path, step: int) -> list[dict[str, Any]]:
@@ -112,7 +109,9 @@ def probe(variant: str, config: Any, backend: Any, source: Any, run_dir: Path, s
     from resd_learner.context.updater import ContextUpdater
     from resd_learner.rollout.base import schemas_per_chat
 
-    reflect_module.REFLECTOR_TEMPLATE, curate_module.CURATOR_TEMPLATE = variant_templates(variant)
+    reflector_text, curator_text = variant_templates(variant)  # in the official layout, which this probe replays
+    reflect_module.REFLECTOR_TEMPLATES = {**reflect_module.REFLECTOR_TEMPLATES, "official": reflector_text}
+    curate_module.CURATOR_TEMPLATES = {**curate_module.CURATOR_TEMPLATES, "official": curator_text}
     tasks = {task.example_id: task for task in source.tasks(config.env.train_split, config.env.num_train)}
     step_seed = {"step": 0, "call": 0}
 
@@ -124,7 +123,8 @@ def probe(variant: str, config: Any, backend: Any, source: Any, run_dir: Path, s
                                 seed=1000 * step_seed["step"] + step_seed["call"], schema=schema)
         return [g[0].text for g in gens]
 
-    context = dataclasses.replace(config.context, extractive_lessons=variant == "extractive")
+    context = dataclasses.replace(config.context, extractive_lessons=variant == "extractive",
+                                  prompt_layout="official")
     updater = ContextUpdater(context, generate, seed=config.train.seed, supports_schema=True)
     totals: Counter[str] = Counter()
     insights: Counter[str] = Counter()

@@ -9,12 +9,15 @@ Two measurements with the quickstart's own model (the cached warm start), settin
    on CPU, selects each row's 256 largest instead), paged attention, and the rest.
 2. **Reflections**: the reflector prompts of the first ``--reflections`` failed validation tasks
    (one failed sample each, as in a training step, whose chats share the template but not the task),
-   generated under the reflection JSON schema with the context settings, three times: after
-   ``reset_prefix_cache()`` (what every training step meets, since a weight push must drop keys
-   and values computed with the old weights), again with those prompts cached, and a prefill alone
-   (one token) after another reset. The difference says how much of a context step is prompt
-   prefill rather than writing. The first schema call of the process (the grammar compilation)
-   runs before these, as a warm-up.
+   in each ``context.prompt_layout`` (``official``: the sample first; ``shared_first``: instructions,
+   reply format and playbook first), generated under the reflection JSON schema with the context
+   settings: after ``reset_prefix_cache()`` (what every training step meets, since a weight push must
+   drop keys and values computed with the old weights), again with those prompts cached, and as a
+   prefill alone (one token) after another reset; the difference says how much of a context step is
+   prompt prefill rather than writing. Then the same prefill with nothing shared between the prompts
+   (each chat starts with its own number, so the prefix cache finds no common block), which shows
+   what the prompts' common opening (its length in tokens is printed) saves. The first schema call of
+   each layout (the grammar compilation on the first) runs before these, as a warm-up.
 
 All seconds are measured in this process, one after another; nothing else should run beside it.
 
@@ -32,6 +35,7 @@ import time
 
 from quickstart_setup import load_validation
 from resd_learner.context import schemas
+from resd_learner.context.config import PROMPT_LAYOUTS
 from resd_learner.context.reflect import reflector_messages
 from resd_learner.context.types import SampleView
 
@@ -67,6 +71,12 @@ def _one_per_task(samples: list) -> list:
     return first
 
 
+def _common_prefix_length(sequences: list[list[int]]) -> int:
+    """How many leading token ids every sequence has in common."""
+    first, length = sequences[0], min(map(len, sequences))
+    return next((i for i in range(length) if any(seq[i] != first[i] for seq in sequences)), length)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/quickstart.yaml")
@@ -98,12 +108,11 @@ def main(argv: list[str] | None = None) -> dict:
                         response=s.response_text, reward=s.reward, success=False,
                         feedback=s.score.context_feedback, policy_feedback=s.score.feedback)
              for s in failed[: args.reflections]]
-    chats = [reflector_messages(v, "", max_slot_chars=ctx.max_slot_chars) for v in views]
     schema = schemas.reflection_schema([], max_tokens=ctx.max_reflection_tokens)
     cap = schemas.generation_cap(ctx.max_reflection_tokens, [schema])
     temperature = config.rollout.temperature if ctx.temperature is None else ctx.temperature
 
-    def reflect(max_tokens: int, *, reset: bool, seed: int) -> tuple[float, int]:
+    def reflect(chats: list, max_tokens: int, *, reset: bool, seed: int) -> tuple[float, int]:
         if reset:
             backend.llm.reset_prefix_cache()
         began = time.perf_counter()
@@ -111,29 +120,41 @@ def main(argv: list[str] | None = None) -> dict:
                                 max_tokens=max_tokens, seed=seed, schema=schema)
         return round(time.perf_counter() - began, 2), sum(len(g[0].token_ids) for g in gens)
 
-    reflect(cap, reset=True, seed=1)  # warm-up: the grammar compiles on the first schema call
-    after_reset, tokens = reflect(cap, reset=True, seed=2)
-    cached, _ = reflect(cap, reset=False, seed=2)
-    prefill, _ = reflect(1, reset=True, seed=2)
-    prompt_tokens = sum(len(tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=True,
-                                                          return_dict=True)["input_ids"]) for c in chats)
-    reflections = {"chats": len(chats), "prompt_tokens": prompt_tokens, "generated_tokens": tokens,
-                   "seconds_after_reset": after_reset, "seconds_prompts_cached": cached,
-                   "seconds_prefill_only_after_reset": prefill}
+    reflections = {}
+    for layout in PROMPT_LAYOUTS:
+        chats = [reflector_messages(v, "", max_slot_chars=ctx.max_slot_chars, layout=layout) for v in views]
+        reflect(chats, cap, reset=True, seed=1)  # warm-up: the grammar compiles on the first schema call
+        after_reset, tokens = reflect(chats, cap, reset=True, seed=2)
+        cached, _ = reflect(chats, cap, reset=False, seed=2)
+        prefill, _ = reflect(chats, 1, reset=True, seed=2)
+        unshared_chats = [[{**m, "content": f"({k}) " + m["content"]} if i == 0 else m for i, m in enumerate(chat)]
+                          for k, chat in enumerate(chats)]
+        unshared, _ = reflect(unshared_chats, 1, reset=True, seed=2)
+        ids = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+               for c in chats]
+        reflections[layout] = {"chats": len(chats), "prompt_tokens": sum(map(len, ids)), "generated_tokens": tokens,
+                               "shared_prefix_tokens": _common_prefix_length(ids),
+                               "seconds_after_reset": after_reset, "seconds_prompts_cached": cached,
+                               "seconds_prefill_only_after_reset": prefill, "seconds_prefill_nothing_shared": unshared}
     result = {"dtype": dtype, "validation": validation, "reflections": reflections}
     if args.json:
         print(json.dumps(result))
         return result
-    v, r = validation, reflections
+    v = validation
     print(f"validation: {len(tasks)} prompts x n={ev.n}, {dtype}: {v['seconds']:.1f} s, "
           f"{v['generated_tokens']} tokens generated")
     for name, seconds in v["kernels"].items():
         print(f"  {name:<28} {seconds:7.1f} s  ({seconds / v['seconds']:.0%})")
-    print(f"reflections: {r['chats']} prompts, one failed sample of each task ({r['prompt_tokens']} prompt tokens), "
-          f"{r['generated_tokens']} tokens written under the schema")
-    print(f"  after a prefix-cache reset  {after_reset:7.1f} s")
-    print(f"  the same, prompts cached    {cached:7.1f} s")
-    print(f"  prefill alone, after reset  {prefill:7.1f} s")
+    for layout, r in reflections.items():
+        print(f"reflections, context.prompt_layout={layout}: {r['chats']} prompts, one failed sample of each task "
+              f"({r['prompt_tokens']} prompt tokens, all opening with the same {r['shared_prefix_tokens']}), "
+              f"{r['generated_tokens']} tokens written under the schema")
+        print(f"  after a prefix-cache reset  {r['seconds_after_reset']:7.1f} s")
+        print(f"  the same, prompts cached    {r['seconds_prompts_cached']:7.1f} s")
+        print(f"  prefill alone, after reset  {r['seconds_prefill_only_after_reset']:7.1f} s")
+        print(f"  the same, nothing shared    {r['seconds_prefill_nothing_shared']:7.1f} s")
+    first, second = (reflections[layout]["seconds_prefill_only_after_reset"] for layout in PROMPT_LAYOUTS)
+    print(f"prefill after a reset, {PROMPT_LAYOUTS[1]} against {PROMPT_LAYOUTS[0]} (this process): {first / second:.2f}x faster")
     return result
 
 

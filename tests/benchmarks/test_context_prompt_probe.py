@@ -16,14 +16,18 @@ def probe(load_benchmark):
 
 
 @pytest.mark.parametrize("variant", ["keys_only", "worked_example"])
-def test_variants_replace_only_the_closing_format_instruction(probe, variant):
+def test_variants_replace_only_the_format_block(probe, variant):
     reflector_text, curator_text = probe.variant_templates(variant)
-    cases = ((reflector_text, reflector.REFLECTOR_TEMPLATE, probe._REFLECTOR_SPLIT, ("ATTEMPT-TEXT", "FEEDBACK-TEXT")),
-             (curator_text, curator.CURATOR_TEMPLATE, probe._CURATOR_SPLIT, ("REFLECTION-TEXT", "TASK-TEXT")))
-    for variant_text, shipped, marker, slots in cases:
-        assert variant_text.startswith(shipped.split(marker)[0]) and marker not in variant_text
+    blocks = {"keys_only": (probe.KEYS_ONLY_REFLECTOR, probe.KEYS_ONLY_CURATOR),
+              "worked_example": (probe.WORKED_REFLECTOR, probe.WORKED_CURATOR)}[variant]
+    cases = ((reflector_text, reflector.REFLECTOR_TEMPLATE, reflector.REFLECTOR_FORMAT, blocks[0], ("ATTEMPT-TEXT", "FEEDBACK-TEXT")),
+             (curator_text, curator.CURATOR_TEMPLATE, curator.CURATOR_FORMAT, blocks[1], ("REFLECTION-TEXT", "TASK-TEXT")))
+    for variant_text, shipped, shipped_block, block, slots in cases:
+        assert shipped_block not in variant_text and variant_text.count(block) == 1
+        assert variant_text.replace(block, shipped_block) == shipped  # everything else is the shipped prompt
         filled = variant_text.format(**SLOTS)
         assert all(slot in filled for slot in slots) and "{{" not in filled
+
 
 def test_official_variant_is_the_shipped_prompts_and_unknown_ones_are_refused(probe):
     for variant in ("official", "extractive"):  # extractive changes the schema, not the prompts

@@ -54,3 +54,9 @@ def test_reflections_take_the_first_failed_sample_of_each_task_in_order(profile_
     samples = [sample("a", 0), sample("a", 1), sample("b", 2), sample("a", 3), sample("c", 0), sample("b", 1)]
     picked = profile_script._one_per_task(samples)
     assert [(s.task.example_id, s.group_index) for s in picked] == [("a", 0), ("b", 2), ("c", 0)]
+
+
+def test_common_prefix_length_counts_the_leading_ids_all_sequences_share(profile_script):
+    assert profile_script._common_prefix_length([[1, 2, 3, 4], [1, 2, 9], [1, 2, 3]]) == 2
+    assert profile_script._common_prefix_length([[5, 6], [5, 6, 7]]) == 2  # one is a prefix of the other
+    assert profile_script._common_prefix_length([[1], [2]]) == 0
