@@ -70,7 +70,9 @@ def is_template_echo(text: str) -> bool:
     if not norm:
         return True
     words = norm.split()
-    return any(phrase.startswith(norm) or is_near_copy(words, phrase.split()) for phrase in template_phrases())
+    return any(
+        phrase.startswith(norm) or is_near_copy(words, phrase.split()) for phrase in template_phrases()
+    )
 
 
 def is_near_copy(words: list[str], phrase: list[str]) -> bool:
@@ -79,8 +81,9 @@ def is_near_copy(words: list[str], phrase: list[str]) -> bool:
     most half of them differ from the phrase's word at the same place (a word past its end counts as
     different). Measured on SmolLM2-135M under the ``shared_first`` prompt layout: "what exactly was
     it" for "what exactly was wrong", "why it could" for "why it happened"; in float32 runs with the
-    official layout "what exactly was OK". A field that only opens like an example and then says something ("why it
-    failed: the tag counts shares, not dollars") is longer than that, or differs in most words."""
+    official layout "what exactly was OK". A field that only opens like an example and then says
+    something ("why it failed: the tag counts shares, not dollars") is longer than that, or differs in
+    most words."""
     if len(words) < 2 or len(phrase) < 2 or words[:2] != phrase[:2] or len(words) > len(phrase) + 1:
         return False
     differing = sum(i >= len(phrase) or word != phrase[i] for i, word in enumerate(words))

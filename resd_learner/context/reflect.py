@@ -48,7 +48,8 @@ def reflector_messages(
     sample: SampleView, playbook_text: str, *, max_slot_chars: int, remove_thinking: bool = True,
     layout: str = "official",
 ) -> list[dict[str, str]]:
-    """Chat messages asking for a diagnosis of one failed ``sample`` (``layout``: a ``context.prompt_layout``)."""
+    """Chat messages asking for a diagnosis of one failed ``sample`` (``layout``: a
+    ``context.prompt_layout``)."""
     return _user(
         REFLECTOR_TEMPLATES[layout].format(
             **_sample_slots(sample, max_slot_chars, remove_thinking),
@@ -62,9 +63,12 @@ def success_tagger_messages(
     sample: SampleView, playbook_text: str, *, max_slot_chars: int, remove_thinking: bool = True,
     layout: str = "official",
 ) -> list[dict[str, str]]:
-    """Chat messages asking which entries helped a correct ``sample`` (``layout``: a ``context.prompt_layout``)."""
+    """Chat messages asking which entries helped a correct ``sample`` (``layout``: a
+    ``context.prompt_layout``)."""
     return _user(
-        SUCCESS_TAGGER_TEMPLATES[layout].format(**_sample_slots(sample, max_slot_chars, remove_thinking), playbook=playbook_text)
+        SUCCESS_TAGGER_TEMPLATES[layout].format(
+            **_sample_slots(sample, max_slot_chars, remove_thinking), playbook=playbook_text
+        )
     )
 
 
