@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from .parsing import AddOperation, CurationParse, cap_middle, parse_curation, strip_thinking
 from .playbook import SECTION_KEYS, Playbook, PlaybookEntry, dedup_key
+from .prompts import for_layout
 from .prompts.curator import CURATOR_TEMPLATES
 from .prompts.reflector import EMPTY_PLAYBOOK
 from .reflect import run_batch
@@ -32,7 +33,7 @@ def curator_messages(
 ) -> list[dict[str, str]]:
     """Chat messages asking the curator for ADD operations derived from ``reflection`` (``layout``: a
     ``context.prompt_layout``)."""
-    content = CURATOR_TEMPLATES[layout].format(
+    content = for_layout(CURATOR_TEMPLATES, layout).format(
         sections="\n".join(f"- {key}" for key in SECTION_KEYS),
         stats=json.dumps(playbook.stats()),
         reflection=cap_middle(reflection, max_slot_chars),

@@ -25,7 +25,7 @@ recognises both; the updater drops such additions when ``context.drop_non_lesson
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -51,6 +51,7 @@ def normalise(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
+@lru_cache(maxsize=1)
 def template_phrases() -> tuple[str, ...]:
     """The normalised example values and keys of the reflector, success-tagger and curator prompts,
     plus the playbook section keys (which the curator prompt lists)."""
@@ -63,6 +64,12 @@ def template_phrases() -> tuple[str, ...]:
     return tuple(sorted(p for p in phrases if p))
 
 
+@lru_cache(maxsize=1)
+def _phrase_words() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each template phrase with its words, split once."""
+    return tuple((phrase, tuple(phrase.split())) for phrase in template_phrases())
+
+
 def is_template_echo(text: str) -> bool:
     """Whether ``text`` says nothing beyond (a beginning of) an example value or key of the prompts, or
     a garbled copy of one (:func:`is_near_copy`)."""
@@ -70,12 +77,10 @@ def is_template_echo(text: str) -> bool:
     if not norm:
         return True
     words = norm.split()
-    return any(
-        phrase.startswith(norm) or is_near_copy(words, phrase.split()) for phrase in template_phrases()
-    )
+    return any(phrase.startswith(norm) or is_near_copy(words, split) for phrase, split in _phrase_words())
 
 
-def is_near_copy(words: list[str], phrase: list[str]) -> bool:
+def is_near_copy(words: Sequence[str], phrase: Sequence[str]) -> bool:
     """Whether ``words`` copy the opening of ``phrase`` (both normalised, split into words) and then
     drift: they start with the phrase's first two words, are at most one word longer than it, and at
     most half of them differ from the phrase's word at the same place (a word past its end counts as
@@ -84,7 +89,9 @@ def is_near_copy(words: list[str], phrase: list[str]) -> bool:
     official layout "what exactly was OK". A field that only opens like an example and then says
     something ("why it failed: the tag counts shares, not dollars") is longer than that, or differs in
     most words."""
-    if len(words) < 2 or len(phrase) < 2 or words[:2] != phrase[:2] or len(words) > len(phrase) + 1:
+    if len(words) < 2 or len(phrase) < 2 or len(words) > len(phrase) + 1:
+        return False
+    if words[0] != phrase[0] or words[1] != phrase[1]:
         return False
     differing = sum(i >= len(phrase) or word != phrase[i] for i, word in enumerate(words))
     return differing <= len(words) // 2

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .parsing import EMPTY_RESPONSE_SENTINEL, TagParse, cap_middle, parse_tags, strip_thinking
+from .prompts import for_layout
 from .prompts.reflector import EMPTY_FEEDBACK, EMPTY_PLAYBOOK, REFLECTOR_TEMPLATES
 from .prompts.success_tagger import SUCCESS_TAGGER_TEMPLATES
 from .types import Generate, SampleView, SchemaArg
@@ -51,7 +52,7 @@ def reflector_messages(
     """Chat messages asking for a diagnosis of one failed ``sample`` (``layout``: a
     ``context.prompt_layout``)."""
     return _user(
-        REFLECTOR_TEMPLATES[layout].format(
+        for_layout(REFLECTOR_TEMPLATES, layout).format(
             **_sample_slots(sample, max_slot_chars, remove_thinking),
             feedback=cap_middle(sample.feedback, max_slot_chars) or EMPTY_FEEDBACK,
             playbook=playbook_text or EMPTY_PLAYBOOK,
@@ -66,7 +67,7 @@ def success_tagger_messages(
     """Chat messages asking which entries helped a correct ``sample`` (``layout``: a
     ``context.prompt_layout``)."""
     return _user(
-        SUCCESS_TAGGER_TEMPLATES[layout].format(
+        for_layout(SUCCESS_TAGGER_TEMPLATES, layout).format(
             **_sample_slots(sample, max_slot_chars, remove_thinking), playbook=playbook_text
         )
     )

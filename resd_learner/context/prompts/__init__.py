@@ -12,3 +12,14 @@ weight push empties that cache, this is prefill each step would otherwise repeat
 (``tests/resd_learner/context/test_context_prompts.py`` pins the layout; the time it saves:
 ``benchmarks/generation_profile.py``, docs/learner.md).
 """
+
+
+def for_layout(templates: dict[str, str], layout: str) -> str:
+    """The template of ``templates`` for ``layout`` (a ``context.prompt_layout``).
+
+    Raises ``ValueError`` naming the known layouts when ``layout`` is not one of them.
+    """
+    try:
+        return templates[layout]
+    except KeyError:
+        raise ValueError(f"unknown prompt layout {layout!r}; use one of {sorted(templates)}") from None

@@ -13,6 +13,7 @@ import os
 import pytest
 
 from resd_learner.context import ContextConfig, SampleView
+from resd_learner.context.config import PROMPT_LAYOUTS
 from resd_learner.context.curate import curator_messages
 from resd_learner.context.playbook import Playbook
 from resd_learner.context.prompts.curator import CURATOR_FORMAT, CURATOR_TEMPLATES
@@ -91,3 +92,17 @@ def test_both_layouts_hold_the_same_sections(kind):
 def test_an_unknown_layout_is_refused_with_the_choices():
     with pytest.raises(ValueError, match=r"prompt_layout='shared'.*'official', 'shared_first'"):
         ContextConfig(prompt_layout="shared")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_configurable_layout_has_a_template_and_an_unknown_one_is_a_clear_error(kind):
+    assert set(TEMPLATES[kind]) == set(PROMPT_LAYOUTS)
+    sample = _samples()[0]
+    builders = {
+        "reflector": lambda: reflector_messages(sample, "", max_slot_chars=1000, layout="sharedfirst"),
+        "success_tagger": lambda: success_tagger_messages(sample, "", max_slot_chars=1000, layout="sharedfirst"),
+        "curator": lambda: curator_messages("a reflection", sample, Playbook(), playbook_text="",
+                                            max_slot_chars=1000, layout="sharedfirst"),
+    }
+    with pytest.raises(ValueError, match=r"unknown prompt layout 'sharedfirst'; use one of \['official', 'shared_first'\]"):
+        builders[kind]()
