@@ -10,6 +10,9 @@ response under the student prompt and under several teacher contexts built from 
 - ``resd_no_previous_trial_no_reflection``, ``resd_no_previous_trial_no_playbook``, ``resd_feedback_only``;
 - ``sdpo``: the SDPO teacher prompt (prompt + feedback, or the own success as the demonstration).
 
+With ``--layouts official task_last`` every RESD context is also built in the ``task_last`` teacher
+layout (``method.teacher_layout``: the task after the other sections), named ``CONTEXT[task_last]``.
+
 Each teacher context is built twice for a failure, once per way of naming the gold tag in the privileged
 feedback (``--gold-as``): ``sentence`` (FinerMini's default, "The correct tag is TAG.") and ``reply``
 (its ``gold_feedback="reply"``: "The correct reply is <answer>TAG</answer>.", the gold written as the
@@ -36,6 +39,17 @@ GOLD_PHRASINGS = {"reply": "reply", "sentence": "tag"}
 
 CONTEXTS = ("resd_official", "resd_no_previous_trial", "resd_no_previous_trial_no_reflection",
             "resd_no_previous_trial_no_playbook", "resd_feedback_only", "sdpo")
+
+
+def _contexts(layouts: list[str]) -> list[tuple[str, str]]:
+    """(context, teacher layout) pairs to build: every context in the official layout, the RESD ones
+    also in each other requested layout."""
+    pairs = [(c, "official") for c in CONTEXTS]
+    return pairs + [(c, layout) for layout in layouts if layout != "official" for c in CONTEXTS if c != "sdpo"]
+
+
+def _name(context: str, layout: str) -> str:
+    return context if layout == "official" else f"{context}[{layout}]"
 
 
 def _records(run: Path, step: int) -> list[dict[str, Any]]:
@@ -75,7 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="model directory (default: the run's warm-started base)")
     parser.add_argument("--gold-as", choices=sorted(GOLD_PHRASINGS), nargs="+", default=sorted(GOLD_PHRASINGS),
                         help="how the privileged feedback names the gold tag of a failure (default: both)")
+    parser.add_argument("--layouts", nargs="+", default=["official"],
+                        help="teacher layouts to build the RESD contexts in (default: official)")
     args = parser.parse_args(argv)
+    from resd_learner.context import TEACHER_LAYOUTS
+
+    unknown = sorted(set(args.layouts) - set(TEACHER_LAYOUTS))
+    if unknown:
+        parser.error(f"unknown layouts {unknown}; use some of {list(TEACHER_LAYOUTS)}")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -129,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         for phrasing in ([""] if passed else args.gold_as):
             feedback = policy if passed else f"{policy} {gold_sentences[phrasing]}"
             suffix = f"@{phrasing}" if phrasing else ""
-            for context in CONTEXTS:
+            for context, layout in _contexts(args.layouts):
                 if context == "sdpo":
                     built = build_sdpo_teacher_inputs(tokenizer, prompt_messages=messages, response_ids=response,
                                                       feedback=feedback, solution=solution, max_length=1024)
@@ -141,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                         else reflections.get(row["example_id"], ""),
                         playbook="" if "no_playbook" in context or context == "resd_feedback_only" else playbook,
                         template="generic", max_length=1024, previous_trial=row["response"],
-                        use_previous_trial=context == "resd_official")
-                prefixes[context + suffix] = list(built.input_ids[: built.response_start])
+                        use_previous_trial=context == "resd_official", layout=layout)
+                prefixes[_name(context, layout) + suffix] = list(built.input_ids[: built.response_start])
         candidates = sorted({first_token(c) for c in task["candidates"]})
         sampled, gold = response[answer_prefix], first_token(task["gold"])
         for name, prefix in prefixes.items():
@@ -151,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
                 (float(probs[sampled]), float(probs[candidates].sum()), float(probs[gold])))
     print(f"run {run}, step {args.step}, model {model_dir}")
     print(f"{'rollouts':9s} {'context':48s} {'n':>3s} {'p(sampled)':>11s} {'p(candidates)':>14s} {'p(gold)':>8s}")
-    order = ["student", *CONTEXTS]
-    order += [f"{c}@{p}" for p in args.gold_as for c in CONTEXTS]
+    names = [_name(c, layout) for c, layout in _contexts(args.layouts)]
+    order = ["student", *names]
+    order += [f"{c}@{p}" for p in args.gold_as for c in names]
     for (kind, name), values in sorted(totals.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
         n = len(values)
         means = [sum(v[i] for v in values) / n for i in range(3)]

@@ -177,7 +177,7 @@ def _teacher_item(sample: Sample, feedback: str, solution: str, reflection: str,
                 template=method.teacher_template, previous_trial=sample.response_text,
                 use_feedback=method.use_feedback, use_reflection=method.use_reflection,
                 use_playbook=method.use_playbook, use_solution=method.use_solution,
-                use_previous_trial=method.use_previous_trial, **common)
+                use_previous_trial=method.use_previous_trial, layout=method.teacher_layout, **common)
         else:
             inputs = build_sdpo_teacher_inputs(tokenizer, solution=solution, feedback=feedback,
                                                use_feedback=method.use_feedback, **common)

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import yaml
 
 from resd_envs.errors import ConfigError
-from resd_learner.context import TEMPLATES, ContextConfig
+from resd_learner.context import TEACHER_LAYOUTS, TEMPLATES, ContextConfig
 from resd_learner.loss import LossConfig
 from resd_learner.teacher import TeacherConfig
 from resd_learner.warm_start import WarmStartConfig
@@ -104,6 +104,11 @@ class MethodConfig:
     teacher_template: str = "generic"
     """Teacher prompt template (task-specific wording of the enriched prompt): one of
     ``resd_learner.context.TEMPLATES`` (manufactoria, bouncingsim, finer, generic)."""
+    teacher_layout: str = "official"
+    """Order of the RESD teacher prompt's sections (``resd_learner.context.TEACHER_LAYOUTS``):
+    ``official`` puts the task first, then playbook, previous trial, feedback, reflection, solution;
+    ``lessons_first`` puts playbook and reflection before the task and the attempt's evidence
+    (previous trial, feedback, solution) after it; ``task_last`` puts the task after everything else."""
     max_teacher_length: int = 8192
     """Token budget of the teacher sequence (enriched prompt + response); sections are trimmed past it."""
     use_feedback: bool = True
@@ -148,6 +153,9 @@ class MethodConfig:
             hint = f"; did you mean {close[0]!r}?" if close else ""
             out.append(f"method.teacher_template={self.teacher_template!r} is not allowed{hint} "
                        f"(choose one of {', '.join(map(repr, TEMPLATES))})")
+        if self.teacher_layout not in TEACHER_LAYOUTS:
+            out.append(f"method.teacher_layout={self.teacher_layout!r} is not allowed "
+                       f"(choose one of {', '.join(map(repr, TEACHER_LAYOUTS))})")
         if self.max_teacher_length < 16:
             out.append(f"method.max_teacher_length={self.max_teacher_length}: use at least 16 tokens")
         for name in ("grpo_clip_low", "grpo_clip_high"):

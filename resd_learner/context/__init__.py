@@ -12,6 +12,7 @@ from .parsing import strip_thinking
 from .playbook import SECTIONS, Playbook, PlaybookEntry
 from .solutions import SolutionBuffer, choose_demonstration
 from .teacher_prompt import (
+    TEACHER_LAYOUTS,
     TEMPLATES,
     TeacherInputs,
     TeacherPromptTooLong,
@@ -33,6 +34,7 @@ __all__ = [
     "SECTIONS",
     "SampleView",
     "SolutionBuffer",
+    "TEACHER_LAYOUTS",
     "TEMPLATES",
     "TeacherInputs",
     "TeacherPromptTooLong",

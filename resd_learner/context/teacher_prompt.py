@@ -7,7 +7,8 @@ return the text, ``encode(text, add_special_tokens=False)`` the ids; ``decode`` 
 
 RESD prompt layout (one user turn after the original system messages):
   role sentence (per template) + guidance; then the sections PROMPT, PLAYBOOK, PREVIOUS TRIAL,
-  ENVIRONMENT FEEDBACK, REFLECTION, SUCCESSFUL TRIAL in this fixed order, each omitted when empty or
+  ENVIRONMENT FEEDBACK, REFLECTION, SUCCESSFUL TRIAL in this order (``layout="official"``; with
+  ``lessons_first`` / ``task_last`` the same sections in other orders, ``prompts.teacher.SECTION_ORDERS``), each omitted when empty or
   disabled; then a closing instruction. As in the official code, the feedback is dropped when a
   solution is shown (``feedback_only_without_solution``).
 
@@ -36,13 +37,14 @@ from .prompts.teacher import (
     SDPO_CLOSING,
     SDPO_FEEDBACK_TEMPLATE,
     SDPO_SOLUTION_TEMPLATE,
-    SECTION_ORDER,
+    SECTION_ORDERS,
     SECTION_TEMPLATE,
     SECTION_TITLES,
     TRIM_MARKER,
 )
 
 TEMPLATES = tuple(ROLE_SENTENCES)
+TEACHER_LAYOUTS = tuple(SECTION_ORDERS)
 TRIM_ORDER = ("playbook", "reflection", "feedback", "solution", "previous_trial")
 _KEEP_TAIL = {"solution", "previous_trial"}
 _BY_LINE = {"playbook"}
@@ -220,12 +222,19 @@ def _finish(
 
 
 # ------------------------------------------------------------------- RESD
-def render_resd_prompt(bodies: dict[str, str], template: str) -> str:
-    """The user-turn text of the RESD teacher prompt for the given section bodies."""
+def _section_order(layout: str) -> tuple[str, ...]:
+    try:
+        return SECTION_ORDERS[layout]
+    except KeyError:
+        raise ValueError(f"unknown teacher layout {layout!r}; use one of {list(TEACHER_LAYOUTS)}") from None
+
+
+def render_resd_prompt(bodies: dict[str, str], template: str, layout: str = "official") -> str:
+    """The user-turn text of the RESD teacher prompt for the given section bodies, in ``layout``'s order."""
     parts = [ROLE_SENTENCES[template], GUIDANCE]
     parts += [
         SECTION_TEMPLATE.format(title=SECTION_TITLES[name], body=bodies[name])
-        for name in SECTION_ORDER
+        for name in _section_order(layout)
         if bodies.get(name)
     ]
     parts.append(CLOSING[template])
@@ -251,14 +260,17 @@ def build_teacher_inputs(
     use_previous_trial: bool = True,
     feedback_only_without_solution: bool = True,
     chat_template_kwargs: dict[str, Any] | None = None,
+    layout: str = "official",
 ) -> TeacherInputs:
     """RESD teacher inputs for one sample (see the module docstring for layout and trimming).
 
     ``previous_trial`` defaults to the response decoded from ``response_ids`` (thinking stripped) when
     the tokenizer has ``decode``; pass the response text to avoid decoding. ``solution`` should come
     from :func:`choose_demonstration` (thinking already stripped). ``chat_template_kwargs`` go to
-    ``apply_chat_template`` (e.g. ``{"enable_thinking": True}``).
+    ``apply_chat_template`` (e.g. ``{"enable_thinking": True}``). ``layout`` orders the sections
+    (:data:`TEACHER_LAYOUTS`; ``sections`` follows it); trimming is the same in every layout.
     """
+    order = _section_order(layout)
     if template not in ROLE_SENTENCES:
         raise ValueError(
             f"unknown teacher template {template!r}; use one of {list(TEMPLATES)} "
@@ -281,12 +293,12 @@ def build_teacher_inputs(
     trimmed = _fit(
         bodies,
         TRIM_ORDER,
-        lambda b: len(encoder.ids(render_resd_prompt(b, template))),
+        lambda b: len(encoder.ids(render_resd_prompt(b, template, layout))),
         encoder.piece_len,
         max_length,
     )
-    sections = tuple(name for name in SECTION_ORDER if bodies.get(name))
-    return _finish(encoder, render_resd_prompt(bodies, template), response_ids, trimmed, sections)
+    sections = tuple(name for name in order if bodies.get(name))
+    return _finish(encoder, render_resd_prompt(bodies, template, layout), response_ids, trimmed, sections)
 
 
 # ------------------------------------------------------------------- SDPO

@@ -278,3 +278,20 @@ def test_resd_previous_trial_section_follows_its_switch(batch, tiny_tokenizer, u
     assert ("TRYAZERO" in text) is use_previous_trial
     assert ("previous_trial" in item.sections) is use_previous_trial
     assert "REFLECTAZERO" in text and item.teacher_ids[item.teacher_start:] == batch[0].response_ids
+
+
+def test_resd_teacher_layout_reaches_the_teacher_sequences(batch, tiny_tokenizer):
+    """method.teacher_layout=task_last puts the task after the playbook; the shared prefix then holds the playbook."""
+    method = MethodConfig(name="resd", teacher_template="manufactoria", max_teacher_length=4096,
+                          teacher_layout="task_last")
+    items = _teacher_batch(batch, method, tiny_tokenizer, buffer=_buffer(batch, method),
+                           reflections=[row[5] for row in BATCH], playbook=PLAYBOOK)
+    item = items[0]  # A0: a failure with feedback and a reflection
+    text = tiny_tokenizer.decode(item.teacher_ids[:item.teacher_start])
+    assert item.sections[-1] == "prompt" and text.index("PLAYBOOK") < text.index("PROMPT")
+    assert item.teacher_ids[item.teacher_start:] == batch[0].response_ids
+    official = MethodConfig(name="resd", teacher_template="manufactoria", max_teacher_length=4096)
+    official_items = _teacher_batch(batch, official, tiny_tokenizer, buffer=_buffer(batch, official),
+                                    reflections=[row[5] for row in BATCH], playbook=PLAYBOOK)
+    assert teacher_shared_prefix(items) > teacher_shared_prefix(official_items)
+    assert any("teacher_layout='sideways'" in p for p in MethodConfig(teacher_layout="sideways").problems())

@@ -1,8 +1,8 @@
 """Teacher-context templates (the privileged prompt the self-teacher scores the response under).
 
 The RESD prompt is built from a header (role sentence + guidance), then labelled sections in the
-fixed order PROMPT, PLAYBOOK, PREVIOUS TRIAL, ENVIRONMENT FEEDBACK, REFLECTION, SUCCESSFUL TRIAL,
-then a closing instruction. Empty sections are left out. The SDPO prompt is the original prompt,
+order PROMPT, PLAYBOOK, PREVIOUS TRIAL, ENVIRONMENT FEEDBACK, REFLECTION, SUCCESSFUL TRIAL (the
+official layout; :data:`SECTION_ORDERS` lists the others), then a closing instruction. Empty sections are left out. The SDPO prompt is the original prompt,
 then a demonstration or (only without one) the feedback, then a closing instruction.
 """
 
@@ -57,6 +57,21 @@ SECTION_TITLES: dict[str, str] = {
     "solution": "SUCCESSFUL TRIAL",
 }
 SECTION_ORDER = ("prompt", "playbook", "previous_trial", "feedback", "reflection", "solution")
+
+SECTION_ORDERS: dict[str, tuple[str, ...]] = {
+    "official": SECTION_ORDER,
+    "lessons_first": ("playbook", "reflection", "prompt", "previous_trial", "feedback", "solution"),
+    "task_last": ("playbook", "previous_trial", "feedback", "reflection", "solution", "prompt"),
+}
+"""Teacher layouts (``method.teacher_layout``), the same sections with the same text in another order:
+
+- ``official``: the official order, the task first;
+- ``lessons_first``: the general lessons (playbook, then the reflection) before the task, and the
+  attempt's own evidence (previous trial, feedback, successful trial) last, nearest the response;
+- ``task_last``: the task moved to the end, right before the closing instruction.
+
+In both non-official layouts the playbook directly follows the header, so every teacher sequence of a
+step shares it as a prefix."""
 
 SECTION_TEMPLATE = "---------- {title} ----------\n{body}"
 

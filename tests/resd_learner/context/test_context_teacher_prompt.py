@@ -86,6 +86,44 @@ def test_sections_in_fixed_order_with_role_and_closing():
     assert text.endswith(HEADER) and out.text == text and out.trimmed == {}
 
 
+def test_task_last_layout_moves_only_the_prompt_section():
+    official, task_last = build(), build(layout="task_last")
+    text = prompt_text(task_last)
+    marks = [
+        ROLE_SENTENCES["manufactoria"],
+        "---------- PLAYBOOK ----------",
+        "---------- PREVIOUS TRIAL ----------",
+        "---------- ENVIRONMENT FEEDBACK ----------",
+        "---------- REFLECTION ----------",
+        "---------- PROMPT ----------\nBuild a machine for X.",
+        CLOSING["manufactoria"],
+    ]
+    positions = [text.index(m) for m in marks]
+    assert positions == sorted(positions)
+    assert task_last.sections == ("playbook", "previous_trial", "feedback", "reflection", "prompt")
+    # the same sections with the same text: only the order differs
+    assert sorted(text) == sorted(prompt_text(official)) and text != prompt_text(official)
+    assert task_last.input_ids[task_last.response_start :] == RESPONSE
+    # trimming still takes the playbook first and never touches the task
+    tight = build(layout="task_last", max_length=official.response_start - 20)
+    assert list(tight.trimmed) == ["playbook"] and "Build a machine for X." in prompt_text(tight)
+    with pytest.raises(ValueError, match="unknown teacher layout 'sideways'.*task_last"):
+        build(layout="sideways")
+
+
+def test_lessons_first_layout_puts_the_attempts_evidence_last():
+    out = build(layout="lessons_first", solution="SOLUTION-TEXT", feedback_only_without_solution=False)
+    text = prompt_text(out)
+    marks = ["PB-TEXT", "REFLECTION-TEXT", "Build a machine for X.", "PREV-TEXT", "FEEDBACK-TEXT",
+             "SOLUTION-TEXT", CLOSING["manufactoria"]]
+    positions = [text.index(m) for m in marks]
+    assert positions == sorted(positions)
+    assert out.sections == ("playbook", "reflection", "prompt", "previous_trial", "feedback", "solution")
+    # without playbook and reflection it is the official prompt, byte for byte
+    bare = dict(playbook="", reflection="")
+    assert build(layout="lessons_first", **bare).input_ids == build(**bare).input_ids
+
+
 def test_feedback_dropped_when_a_solution_exists():
     with_solution = prompt_text(build(solution="SOLUTION-TEXT"))
     assert "FEEDBACK-TEXT" not in with_solution and "ENVIRONMENT FEEDBACK" not in with_solution
