@@ -51,7 +51,6 @@ def normalise(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-@lru_cache(maxsize=1)
 def template_phrases() -> tuple[str, ...]:
     """The normalised example values and keys of the reflector, success-tagger and curator prompts,
     plus the playbook section keys (which the curator prompt lists)."""

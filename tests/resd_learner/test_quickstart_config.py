@@ -71,3 +71,46 @@ def test_quickstart_reply_budget_holds_every_answer() -> None:
                                                                ("validation", val, 32, "rollout.max_tokens")])
     assert "6 of 128 training tasks" in old_train and "7 of 128 validation tasks" in old_val
     assert "longest 40 tokens" in old_val
+
+
+class _CharTokenizer:
+    """One token per character, with a plain chat template (enough to render a teacher prompt)."""
+
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True, **kwargs):
+        text = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in messages)
+        return text + ("<|assistant|>\n" if add_generation_prompt else "")
+
+    def encode(self, text, add_special_tokens=False):
+        return [ord(c) for c in text]
+
+
+def test_quickstart_playbook_is_read_before_the_task_and_fed_by_kind_rules() -> None:
+    """The quickstart's lessons are chosen clauses of the feedback (kind rules for wrong tags), and the
+    teacher reads the playbook before the task and the feedback last (results/learning_cpu/teacher_layout_zen4)."""
+    from resd_envs.finer_mini.kinds import kind_rule
+    from resd_learner.context import build_teacher_inputs
+
+    config = load_config(CONFIG)
+    assert config.context.extractive_lessons and not config.method.use_reflection
+    assert config.method.teacher_layout == "lessons_first" and not config.method.use_previous_trial
+    env = resd_envs.make(config.env.id, **config.env.kwargs)
+    for seed in range(64):  # the first task whose candidates include a tag of another kind than the gold
+        _, reset_info = env.reset(seed=seed)
+        task = env.unwrapped.task
+        other = [c for c in task["candidates"] if c != task["gold"] and kind_rule(task["gold"], c)]
+        if other:
+            break
+    else:
+        raise AssertionError("no FinerMini task in the first 64 seeds has a candidate of another kind")
+    rule = kind_rule(task["gold"], other[0])
+    _, reward, _, _, info = env.step(f"<answer>{other[0]}</answer>")
+    assert reward == 0.0 and rule in info["feedback"]
+    tokenizer = _CharTokenizer()
+    built = build_teacher_inputs(
+        tokenizer, prompt_messages=reset_info["messages"], response_ids=[ord("x")],
+        feedback=info["privileged_feedback"], playbook=f"[err-00001] helpful=1 harmful=0 :: {rule}",
+        template=config.method.teacher_template, max_length=100_000,  # one token per character here
+        use_previous_trial=config.method.use_previous_trial, layout=config.method.teacher_layout)
+    text = built.text
+    assert built.sections == ("playbook", "prompt", "feedback")
+    assert text.index(rule) < text.index(task["prompt"]) < text.index(f"<answer>{task['gold']}</answer>")
