@@ -122,6 +122,25 @@ def llm_kwargs(
     return kwargs
 
 
+def compile_grammars_synchronously(llm: Any) -> bool:
+    """Make an in-process vLLM engine compile each request's structured-output grammar on arrival.
+
+    vLLM compiles grammars in a thread pool and schedules a request only once its grammar is ready,
+    so which requests share a forward pass (and with it the low bits of their logits) can depend on
+    thread timing; vLLM itself compiles synchronously under its ``external_launcher`` executor for
+    that reason. Schema-constrained context calls whose schemas differ per request (extractive lessons)
+    were not repeatable run to run before this. Returns whether the switch was set: False when the
+    engine core runs in another process or the installed vLLM has no such switch (then nothing changes).
+    """
+    client = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+    core = getattr(client, "engine_core", None)  # the in-process client's EngineCore
+    manager = getattr(getattr(core, "scheduler", None), "structured_output_manager", None)
+    if manager is None or not hasattr(manager, "_use_async_grammar_compilation"):
+        return False
+    manager._use_async_grammar_compilation = False
+    return True
+
+
 class VllmBackend:
     """vLLM ``LLM`` wrapper with token-id prompts and per-request seeds.
 
@@ -179,6 +198,8 @@ class VllmBackend:
                 max_num_batched_tokens=max_num_batched_tokens, block_size=block_size,
             ))
         self.llm = llm
+        self.synchronous_grammars = compile_grammars_synchronously(llm)
+        """Whether schema grammars are compiled when a request arrives (see :func:`compile_grammars_synchronously`)."""
         self.partial_top_p = use_partial_top_p(impl == "partial")
         """Whether vLLM's sampler filters top-p with :func:`resd_learner.rollout.nucleus.partial_top_k_top_p`."""
 

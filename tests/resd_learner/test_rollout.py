@@ -367,6 +367,11 @@ def test_vllm_generates_each_chat_under_its_own_schema(vllm_llm, tiny_model_dir,
     schemas = _per_chat_schemas()
     gens = vllm.generate(CHATS, n=2, temperature=1.0, top_p=0.95, max_tokens=200, seed=5, schema=schemas)
     _assert_each_chat_follows_its_schema(gens, schemas)
+    # grammars are compiled on arrival, not in vLLM's thread pool (whose timing decides batch composition)
+    manager = vllm_llm.llm_engine.engine_core.engine_core.scheduler.structured_output_manager
+    assert vllm.synchronous_grammars and manager._use_async_grammar_compilation is False
+    again = vllm.generate(CHATS, n=2, temperature=1.0, top_p=0.95, max_tokens=200, seed=5, schema=schemas)
+    assert [[g.token_ids for g in row] for row in again] == [[g.token_ids for g in row] for row in gens]
 
 
 def _stop_after(tokenizer, token_ids, count):
