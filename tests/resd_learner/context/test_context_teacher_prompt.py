@@ -60,10 +60,16 @@ def prompt_text(out):
     return TOK.decode(out.input_ids[: out.response_start])
 
 
+def assert_in_order(text, marks):
+    """Every mark occurs in ``text``, in the given order."""
+    positions = [text.index(m) for m in marks]
+    assert positions == sorted(positions), marks
+
+
 def test_sections_in_fixed_order_with_role_and_closing():
     out = build()
     text = prompt_text(out)
-    marks = [
+    assert_in_order(text, [
         ROLE_SENTENCES["manufactoria"],
         "---------- PROMPT ----------",
         "Build a machine for X.",
@@ -76,9 +82,7 @@ def test_sections_in_fixed_order_with_role_and_closing():
         "---------- REFLECTION ----------",
         "REFLECTION-TEXT",
         CLOSING["manufactoria"],
-    ]
-    positions = [text.index(m) for m in marks]
-    assert positions == sorted(positions)
+    ])
     assert "SUCCESSFUL TRIAL" not in text  # empty sections are left out
     assert out.sections == ("prompt", "playbook", "previous_trial", "feedback", "reflection")
     # system messages kept, earlier non-system turns dropped, one user turn, assistant header last
@@ -89,7 +93,7 @@ def test_sections_in_fixed_order_with_role_and_closing():
 def test_task_last_layout_moves_only_the_prompt_section():
     official, task_last = build(), build(layout="task_last")
     text = prompt_text(task_last)
-    marks = [
+    assert_in_order(text, [
         ROLE_SENTENCES["manufactoria"],
         "---------- PLAYBOOK ----------",
         "---------- PREVIOUS TRIAL ----------",
@@ -97,9 +101,7 @@ def test_task_last_layout_moves_only_the_prompt_section():
         "---------- REFLECTION ----------",
         "---------- PROMPT ----------\nBuild a machine for X.",
         CLOSING["manufactoria"],
-    ]
-    positions = [text.index(m) for m in marks]
-    assert positions == sorted(positions)
+    ])
     assert task_last.sections == ("playbook", "previous_trial", "feedback", "reflection", "prompt")
     # the same sections with the same text: only the order differs
     assert sorted(text) == sorted(prompt_text(official)) and text != prompt_text(official)
@@ -114,10 +116,8 @@ def test_task_last_layout_moves_only_the_prompt_section():
 def test_lessons_first_layout_puts_the_attempts_evidence_last():
     out = build(layout="lessons_first", solution="SOLUTION-TEXT", feedback_only_without_solution=False)
     text = prompt_text(out)
-    marks = ["PB-TEXT", "REFLECTION-TEXT", "Build a machine for X.", "PREV-TEXT", "FEEDBACK-TEXT",
-             "SOLUTION-TEXT", CLOSING["manufactoria"]]
-    positions = [text.index(m) for m in marks]
-    assert positions == sorted(positions)
+    assert_in_order(text, ["PB-TEXT", "REFLECTION-TEXT", "Build a machine for X.", "PREV-TEXT", "FEEDBACK-TEXT",
+                           "SOLUTION-TEXT", CLOSING["manufactoria"]])
     assert out.sections == ("playbook", "reflection", "prompt", "previous_trial", "feedback", "solution")
     # without playbook and reflection it is the official prompt, byte for byte
     bare = dict(playbook="", reflection="")
