@@ -79,13 +79,16 @@ def settings_changed(run_dir: Path, overrides: list[str]) -> list[str]:
 
     A finished run is reused only when it was made with the same settings (its ``config.yaml``, read
     with today's defaults for keys it predates), so a changed quickstart never hides behind old runs.
+    The invocation's ``auto`` settings are resolved as ``resd-learn`` resolves them before it writes
+    ``config.yaml`` (:func:`resd_learner.cli.resolve_auto_settings`).
     """
+    from resd_learner.cli import resolve_auto_settings
     from resd_learner.config import load_config, to_dict
 
     if not (run_dir / "config.yaml").is_file():
         return ["config.yaml: missing, so its settings are unknown"]
     stored = _flat(to_dict(load_config(run_dir / "config.yaml")))
-    wanted = _flat(to_dict(load_config(CONFIG, overrides)))
+    wanted = _flat(to_dict(resolve_auto_settings(load_config(CONFIG, overrides))[0]))
     return [f"{key}: {stored.get(key)!r} -> {wanted.get(key)!r}" for key in sorted(set(stored) | set(wanted))
             if key != "train.run_dir" and stored.get(key) != wanted.get(key)]
 

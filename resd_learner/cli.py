@@ -31,6 +31,26 @@ from resd_learner.rollout.nucleus import resolve_top_p_impl
 from resd_learner.task_sources import env_problems
 
 
+def resolve_auto_settings(config: RunConfig) -> tuple[RunConfig, list[str]]:
+    """``(config, lines)``: ``config`` with every ``auto`` setting this machine decides replaced by its value.
+
+    Resolved here: ``model.dtype`` (bf16 where the CPU computes it, else float32; see
+    :mod:`resd_learner.precision`) and, for the vLLM backend, ``rollout.top_p_impl``. ``lines`` says, one
+    line per setting, what ``auto`` became and why. The run's ``config.yaml`` stores the resolved values,
+    so anything comparing a finished run's settings with a new invocation's resolves the same way.
+    """
+    lines: list[str] = []
+    if config.model.dtype == "auto":
+        dtype, why = resolve_dtype("auto")
+        lines.append(f"model.dtype=auto -> {dtype} ({why})")
+        config = with_dtype(config, dtype)
+    if config.rollout.backend == "vllm" and config.rollout.top_p_impl == "auto":
+        impl, why = resolve_top_p_impl("auto", on_gpu=distributed.has_cuda())
+        lines.append(f"rollout.top_p_impl=auto -> {impl} ({why})")
+        config = dataclasses.replace(config, rollout=dataclasses.replace(config.rollout, top_p_impl=impl))
+    return config, lines
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="resd-learn",
@@ -87,16 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print(f"resd-learn: {RunConfigError(problems)}", file=sys.stderr)
         return 2
-    if config.model.dtype == "auto":
-        dtype, why = resolve_dtype("auto")
-        if os.environ.get("RANK", "0") == "0":  # before the process group exists: one line per job
-            print(f"resd-learn: model.dtype=auto -> {dtype} ({why})", file=sys.stderr)
-        config = with_dtype(config, dtype)
-    if config.rollout.backend == "vllm" and config.rollout.top_p_impl == "auto":
-        impl, why = resolve_top_p_impl("auto", on_gpu=distributed.has_cuda())
-        if os.environ.get("RANK", "0") == "0":
-            print(f"resd-learn: rollout.top_p_impl=auto -> {impl} ({why})", file=sys.stderr)
-        config = dataclasses.replace(config, rollout=dataclasses.replace(config.rollout, top_p_impl=impl))
+    config, resolutions = resolve_auto_settings(config)
+    if os.environ.get("RANK", "0") == "0":  # before the process group exists: one line per job
+        for line in resolutions:
+            print(f"resd-learn: {line}", file=sys.stderr)
     if args.print_config:
         print(dump_yaml(config), end="")
         return 0

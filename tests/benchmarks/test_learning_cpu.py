@@ -6,12 +6,15 @@ import json
 
 import pytest
 
+from resd_learner.cli import resolve_auto_settings
 from resd_learner.config import dump_yaml, load_config
 
 
 def _finished_run(module, run_dir, overrides):
+    """A finished run as resd-learn leaves it: ``config.yaml`` holds the settings with ``auto`` resolved."""
     run_dir.mkdir(parents=True)
-    (run_dir / "config.yaml").write_text(dump_yaml(load_config(module.CONFIG, overrides)), encoding="utf-8")
+    config, _lines = resolve_auto_settings(load_config(module.CONFIG, overrides))
+    (run_dir / "config.yaml").write_text(dump_yaml(config), encoding="utf-8")
     (run_dir / "summary.json").write_text(json.dumps({"change": 0.1}), encoding="utf-8")
 
 
@@ -20,6 +23,7 @@ def test_a_finished_run_with_the_same_settings_is_reused(load_benchmark, tmp_pat
     run_dir = tmp_path / "runs" / "sdpo_s3"
     _finished_run(module, run_dir, [f"model.dtype={module.DTYPE}", "method.name=sdpo", "train.seed=3",
                                     "train.run_dir=elsewhere"])
+    assert load_config(module.CONFIG).rollout.top_p_impl == "auto"  # resolved in config.yaml, as resd-learn does
     assert module.settings_changed(run_dir, ["method.name=sdpo", f"model.dtype={module.DTYPE}", "train.seed=3"]) == []
     summary = module.run_one("sdpo", 3, tmp_path, [])  # nothing is trained: the stored summary comes back
     assert summary["change"] == 0.1 and summary["wall_s"] is None
