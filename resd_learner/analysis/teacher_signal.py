@@ -99,6 +99,9 @@ class TeacherSignalConfig:
     """Further :class:`~resd_learner.context.config.ContextConfig` fields for the context update (e.g. the
     quickstart's ``drop_template_echo``, ``drop_non_lessons``, ``deduplicate``, ``extractive_lessons``);
     the budget, concise method, token cap, temperature and structured output come from the keys above."""
+    teacher_layout: str = "official"
+    """Order of the RESD contexts' sections, as the trainer's ``method.teacher_layout``
+    (``resd_learner.context.TEACHER_LAYOUTS``; the quickstart reads its playbook first: ``lessons_first``)."""
     max_model_len: int = 8192
     teacher_max_length: int = 6144
     """Token budget of a teacher prompt (response excluded); sections are trimmed to fit."""
@@ -127,6 +130,10 @@ class TeacherSignalConfig:
         unknown = [c for c in self.contexts if c not in CONTEXTS]
         if unknown or "sdpo" not in self.contexts or "resd" not in self.contexts:
             problems.append(f"contexts={self.contexts}: must include 'sdpo' and 'resd', others from {list(CONTEXTS)}")
+        from resd_learner.context import TEACHER_LAYOUTS
+
+        if self.teacher_layout not in TEACHER_LAYOUTS:
+            problems.append(f"teacher_layout={self.teacher_layout!r}: use one of {', '.join(TEACHER_LAYOUTS)}")
         if self.dtype not in ("auto", "float32", "bfloat16"):
             problems.append(f"dtype={self.dtype!r}: use auto, float32 or bfloat16")
         owned = {"playbook_budget", "concise_method", "max_reflection_tokens", "structured_output", "temperature"}
@@ -268,8 +275,9 @@ def run_context_update(backend: Any, failures: Sequence[Failure], task: TaskSpec
 
 
 def teacher_inputs(tokenizer: Any, failure: Failure, context: str, *, reflection: str, playbook: str,
-                   template: str, max_length: int) -> Any:
-    """The teacher sequence of ``failure`` under ``context`` (None: SDPO has nothing to add)."""
+                   template: str, max_length: int, layout: str = "official") -> Any:
+    """The teacher sequence of ``failure`` under ``context`` (None: SDPO has nothing to add); RESD contexts
+    order their sections by ``layout``."""
     from resd_learner.context.teacher_prompt import build_sdpo_teacher_inputs, build_teacher_inputs
 
     if context == "sdpo":
@@ -280,6 +288,7 @@ def teacher_inputs(tokenizer: Any, failure: Failure, context: str, *, reflection
         reflection=reflection, playbook=playbook, solution="", template=template, max_length=max_length,
         previous_trial=failure.response, use_playbook=not context.endswith("_no_playbook"),
         use_reflection=context != "resd_no_reflection", use_previous_trial="_no_previous_trial" not in context,
+        layout=layout,
     )
 
 
@@ -366,7 +375,8 @@ def analyse_task(backend: Any, task: TaskSpec, config: TeacherSignalConfig, *, s
         }
         for context in config.contexts:
             inputs = teacher_inputs(tokenizer, failure, context, reflection=reflection, playbook=update.playbook,
-                                    template=template, max_length=config.teacher_max_length)
+                                    template=template, max_length=config.teacher_max_length,
+                                    layout=config.teacher_layout)
             ratios: list[float] = []
             if inputs is None:  # SDPO with no feedback: the sample would get mask 0 (no signal)
                 values = [0.0] * length
@@ -493,7 +503,8 @@ def render_report(summary: dict[str, Any]) -> str:
     """Markdown view of a summary: per task, the context table, the comparison and the top tokens."""
     lines = ["# Teacher-signal analysis: SDPO context vs RESD context", "",
              f"Model: `{summary['config']['model']}` ({summary.get('model_dir')}); "
-             f"response cap {summary['config']['max_tokens']} tokens; total wall time "
+             f"response cap {summary['config']['max_tokens']} tokens; RESD teacher layout "
+             f"`{summary['config'].get('teacher_layout', 'official')}`; total wall time "
              f"{summary['wall_s']['total_s']:.0f} s on {summary['torch_threads']} torch threads.", ""]
     for env_id, res in summary["tasks"].items():
         lines += [f"## {env_id} ({res['split']} split)", ""]

@@ -104,6 +104,8 @@ def test_config_errors(tmp_path):
         _config(contexts=["resd"])
     with pytest.raises(ValueError, match=r"context: unknown or owned key\(s\) \['playbook_budget', 'wrong'\]"):
         _config(context={"wrong": 1, "playbook_budget": 3})
+    with pytest.raises(ValueError, match="teacher_layout='backwards': use one of official, lessons_first, task_last"):
+        _config(teacher_layout="backwards")
     with pytest.raises(ValueError, match="dtype='half'"):
         _config(dtype="half")
     assert _config(dtype="auto", context={"extractive_lessons": True}).dtype == "auto"
@@ -147,3 +149,19 @@ def test_extractive_lessons_fill_the_playbook_with_clauses_of_the_feedback(tiny_
     entries = [line for line in update.playbook.splitlines() if line.startswith("[")]
     assert update.stats["reflections_malformed"] == 0 and update.stats["curations_applied"] == len(failures)
     assert len(entries) == 1 and entries[0].endswith(":: Write only the digits of the number")
+
+
+def test_teacher_layout_orders_the_resd_contexts_sections(tiny_backend, tmp_path):
+    """``teacher_layout`` reaches every RESD context (the playbook before the task under lessons_first);
+    SDPO's context has no playbook and is the same in both layouts."""
+    config = _config(teacher_layout="lessons_first", contexts=["sdpo", "resd"])
+    summary = ts.run(config, tmp_path, backend=tiny_backend)
+    res = summary["tasks"]["TeacherSignalToy-v0"]
+    official = ts.run(_config(contexts=["sdpo", "resd"]), tmp_path / "official", backend=tiny_backend)
+    for sample, other in zip(res["samples"], official["tasks"]["TeacherSignalToy-v0"]["samples"]):
+        sections = sample["contexts"]["resd"]["sections"]
+        assert sections.index("playbook") < sections.index("prompt") < sections.index("feedback")
+        before = other["contexts"]["resd"]["sections"]
+        assert before.index("prompt") < before.index("playbook")
+        assert sample["contexts"]["sdpo"] == other["contexts"]["sdpo"]
+    assert "RESD teacher layout `lessons_first`" in (tmp_path / "report.md").read_text()
