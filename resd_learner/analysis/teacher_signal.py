@@ -46,7 +46,9 @@ from typing import Any
 from resd_learner.analysis import token_mass
 
 CONTEXTS: tuple[str, ...] = ("sdpo", "resd", "resd_no_playbook", "resd_no_reflection", "resd_no_previous_trial",
-                             "resd_no_previous_trial_no_playbook")
+                             "resd_no_previous_trial_no_playbook", "resd_no_previous_trial_no_reflection")
+"""Teacher contexts: SDPO's, RESD's with every section, and RESD's without the named sections
+(``resd_no_previous_trial_no_reflection`` is the quickstart's teacher: playbook, task and feedback)."""
 SNIPPET_CHARS = 300
 
 
@@ -287,7 +289,7 @@ def teacher_inputs(tokenizer: Any, failure: Failure, context: str, *, reflection
         tokenizer, prompt_messages=failure.messages, response_ids=failure.response_ids, feedback=failure.feedback,
         reflection=reflection, playbook=playbook, solution="", template=template, max_length=max_length,
         previous_trial=failure.response, use_playbook=not context.endswith("_no_playbook"),
-        use_reflection=context != "resd_no_reflection", use_previous_trial="_no_previous_trial" not in context,
+        use_reflection="_no_reflection" not in context, use_previous_trial="_no_previous_trial" not in context,
         layout=layout,
     )
 

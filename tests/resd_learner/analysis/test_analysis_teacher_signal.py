@@ -154,7 +154,7 @@ def test_extractive_lessons_fill_the_playbook_with_clauses_of_the_feedback(tiny_
 def test_teacher_layout_orders_the_resd_contexts_sections(tiny_backend, tmp_path):
     """``teacher_layout`` reaches every RESD context (the playbook before the task under lessons_first);
     SDPO's context has no playbook and is the same in both layouts."""
-    config = _config(teacher_layout="lessons_first", contexts=["sdpo", "resd"])
+    config = _config(teacher_layout="lessons_first", contexts=["sdpo", "resd", "resd_no_previous_trial_no_reflection"])
     summary = ts.run(config, tmp_path, backend=tiny_backend)
     res = summary["tasks"]["TeacherSignalToy-v0"]
     official = ts.run(_config(contexts=["sdpo", "resd"]), tmp_path / "official", backend=tiny_backend)
@@ -164,4 +164,6 @@ def test_teacher_layout_orders_the_resd_contexts_sections(tiny_backend, tmp_path
         before = other["contexts"]["resd"]["sections"]
         assert before.index("prompt") < before.index("playbook")
         assert sample["contexts"]["sdpo"] == other["contexts"]["sdpo"]
+        quickstart = sample["contexts"]["resd_no_previous_trial_no_reflection"]["sections"]
+        assert quickstart == ["playbook", "prompt", "feedback"]  # the quickstart's teacher
     assert "RESD teacher layout `lessons_first`" in (tmp_path / "report.md").read_text()
