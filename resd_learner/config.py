@@ -326,6 +326,14 @@ class OptimConfig:
     """AdamW with a linear warmup, then a constant learning rate (defaults: the official recipe)."""
 
     lr: float = 1e-6
+    lr_scale_float32: float = 1.0
+    """A student that computes in float32 (``model.dtype`` float32, or ``auto`` resolving to it) trains
+    at ``lr * lr_scale_float32`` (1.0: the same lr in every dtype; an ``optim.lr`` override scales too).
+    Why: in DeepSpeed's bf16 mode each Adam step moves fp32 master weights, but the model that computes
+    and samples holds them rounded to bf16, so at one lr a bf16 student moves less than a float32 one
+    (on SmolLM2-135M, Adam's first step at 2e-4 keeps 0.62 of the matrices' change in bf16 and 0.17 of
+    the norm gains', ``benchmarks/bf16_step_rounding.py``); a recipe tuned in bf16 can overstep in
+    float32. :meth:`lr_for` applies it."""
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     weight_decay: float = 0.01
@@ -341,10 +349,19 @@ class OptimConfig:
     has lr = 0, as in the official code (verl's constant-with-warmup schedule); false: lr * (s + 1) /
     (warmup_steps + 1), so the first step already moves the weights."""
 
+    def lr_for(self, dtype: str) -> float:
+        """The learning rate a student computing in ``dtype`` (a resolved ``model.dtype``) trains with."""
+        if dtype == "auto":
+            raise ValueError("lr_for needs the resolved model.dtype (float32 or bfloat16), not 'auto'")
+        return self.lr * self.lr_scale_float32 if dtype == "float32" else self.lr
+
     def problems(self) -> list[str]:
         out = []
         if self.lr <= 0:
             out.append(f"optim.lr={self.lr}: use a positive learning rate")
+        if not self.lr_scale_float32 > 0:
+            out.append(f"optim.lr_scale_float32={self.lr_scale_float32}: use a positive factor (1.0: float32 "
+                       "trains at optim.lr)")
         if not all(0.0 <= b < 1.0 for b in self.betas):
             out.append(f"optim.betas={list(self.betas)}: each beta must be in [0, 1)")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.warmup_steps < 0 or self.eps <= 0:

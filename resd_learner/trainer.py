@@ -47,6 +47,7 @@ a resumed run draws exactly the samples an uninterrupted run would.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -294,8 +295,9 @@ class Trainer:
                                           share_prefix=cfg.teacher.share_prefix)
         self.student: PreTrainedModel = install_distillation_forward(model)
         """The Hugging Face student the engine wraps (under ZeRO-3 its parameters are partitions)."""
+        optim = dataclasses.replace(cfg.optim, lr=cfg.optim.lr_for(cfg.model.dtype))  # optim.lr_scale_float32
         self.engine, self.optimizer, self.scheduler = distributed.build_engine(
-            model, cfg.optim, zero_stage=stage, micro_batch_size=micro, grad_accum=self.grad_accum,
+            model, optim, zero_stage=stage, micro_batch_size=micro, grad_accum=self.grad_accum,
             bf16=cfg.model.dtype == "bfloat16", config=ds_config, engine=cfg.distributed.engine)
         register_head_with_zero3(model)
 

@@ -210,3 +210,28 @@ def test_rollout_stop_strings_are_typed_and_checked(tmp_path):
     assert load_config(CONFIGS / "smoke.yaml").rollout.stop == []
     with pytest.raises(RunConfigError, match="rollout.stop"):
         load_config(CONFIGS / "smoke.yaml", ["rollout.stop=['']"])
+
+
+def test_float32_learning_rate_scale_applies_only_to_a_float32_student():
+    plain = RunConfig()
+    assert plain.optim.lr_scale_float32 == 1.0
+    assert plain.optim.lr_for("float32") == plain.optim.lr_for("bfloat16") == plain.optim.lr
+    config = load_config(CONFIGS / "quickstart.yaml", ["optim.lr=3e-4", "optim.lr_scale_float32=0.5"])
+    assert config.optim.lr_for("float32") == pytest.approx(1.5e-4)  # an lr override is scaled too
+    assert config.optim.lr_for("bfloat16") == pytest.approx(3e-4)
+    with pytest.raises(ValueError, match="resolved model.dtype"):
+        config.optim.lr_for("auto")
+    with pytest.raises(RunConfigError, match="optim.lr_scale_float32=0.0"):
+        load_config(CONFIGS / "quickstart.yaml", ["optim.lr_scale_float32=0"])
+
+
+def test_resd_learn_says_when_float32_changes_the_learning_rate(capsys):
+    quickstart = str(CONFIGS / "quickstart.yaml")
+    assert cli_main(["--config", quickstart, "--print-config", "model.dtype=float32", "optim.lr=2e-4",
+                     "optim.lr_scale_float32=0.5"]) == 0
+    captured = capsys.readouterr()
+    assert "optim.lr_scale_float32=0.5 -> lr 0.0001 (optim.lr 0.0002; the student computes in float32)" in captured.err
+    assert yaml.safe_load(captured.out)["optim"]["lr"] == pytest.approx(2e-4)  # the config keeps optim.lr
+    assert cli_main(["--config", quickstart, "--print-config", "model.dtype=bfloat16",
+                     "optim.lr_scale_float32=0.5"]) == 0
+    assert "lr_scale_float32" not in capsys.readouterr().err

@@ -472,3 +472,10 @@ def test_auto_dtype_is_resolved_before_the_student_loads_and_recorded(tmp_path, 
     trainer.fit()
     saved = load_config(tmp_path / "run" / "config.yaml")
     assert saved.model.dtype == str(expected).removeprefix("torch.")
+
+
+@pytest.mark.parametrize("dtype,expected_lr", [("float32", 3.5e-5), ("bfloat16", 7e-5)])
+def test_optimizer_scales_the_learning_rate_only_in_float32(tmp_path, smoke_config_path, dtype, expected_lr):
+    trainer = Trainer(_config(smoke_config_path, tmp_path / "run", "rollout.backend=hf", f"model.dtype={dtype}",
+                              "optim.lr=7e-5", "optim.lr_scale_float32=0.5"))
+    assert trainer.scheduler.base_lrs == pytest.approx([expected_lr] * len(trainer.scheduler.base_lrs))
