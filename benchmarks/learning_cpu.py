@@ -74,6 +74,11 @@ def _flat(tree: dict, prefix: str = "") -> dict:
     return out
 
 
+ONLY_IN_DTYPE = {"optim.lr_scale_float32": "float32"}
+"""Settings that act only in one ``model.dtype``: a run in another dtype is reused whatever their value
+(bf16 runs made before ``optim.lr_scale_float32`` existed stay valid)."""
+
+
 def settings_changed(run_dir: Path, overrides: list[str]) -> list[str]:
     """``key: stored -> wanted`` for each setting of a finished run that differs from this invocation's.
 
@@ -89,6 +94,10 @@ def settings_changed(run_dir: Path, overrides: list[str]) -> list[str]:
         return ["config.yaml: missing, so its settings are unknown"]
     stored = _flat(to_dict(load_config(run_dir / "config.yaml")))
     wanted = _flat(to_dict(resolve_auto_settings(load_config(CONFIG, overrides))[0]))
+    for key, dtype in ONLY_IN_DTYPE.items():
+        if stored.get("model.dtype") != dtype and wanted.get("model.dtype") != dtype:
+            stored.pop(key, None)
+            wanted.pop(key, None)
     return [f"{key}: {stored.get(key)!r} -> {wanted.get(key)!r}" for key in sorted(set(stored) | set(wanted))
             if key != "train.run_dir" and stored.get(key) != wanted.get(key)]
 

@@ -47,3 +47,15 @@ def test_a_finished_run_without_its_config_is_refused(load_benchmark, tmp_path):
     (run_dir / "config.yaml").unlink()
     with pytest.raises(SystemExit, match="grpo_s1 is a finished run made with other settings \\(config.yaml: missing"):
         module.run_one("grpo", 1, tmp_path, [])
+
+
+def test_the_float32_lr_scale_matters_only_to_float32_runs(load_benchmark, tmp_path):
+    module = load_benchmark("learning_cpu")
+    for dtype in ("bfloat16", "float32"):  # runs made before the quickstart scaled float32's lr
+        _finished_run(module, tmp_path / dtype, [f"model.dtype={dtype}", "optim.lr_scale_float32=1"])
+    assert load_config(module.CONFIG).optim.lr_scale_float32 == 0.5
+    assert module.settings_changed(tmp_path / "bfloat16", ["model.dtype=bfloat16"]) == []
+    assert module.settings_changed(tmp_path / "float32", ["model.dtype=float32"]) == \
+        ["optim.lr_scale_float32: 1.0 -> 0.5"]
+    assert module.settings_changed(tmp_path / "bfloat16", ["model.dtype=float32"]) == \
+        ["model.dtype: 'bfloat16' -> 'float32'", "optim.lr_scale_float32: 1.0 -> 0.5"]
