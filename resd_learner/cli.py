@@ -35,9 +35,9 @@ def resolve_auto_settings(config: RunConfig) -> tuple[RunConfig, list[str]]:
     """``(config, lines)``: ``config`` with every ``auto`` setting this machine decides replaced by its value.
 
     Resolved here: ``model.dtype`` (bf16 where the CPU computes it, else float32; see
-    :mod:`resd_learner.precision`) and, for the vLLM backend, ``rollout.top_p_impl``; a line also says
-    when ``optim.lr_scale_float32`` changes the lr (the trainer applies it; the config keeps ``optim.lr``). ``lines`` says, one
-    line per setting, what ``auto`` became and why. The run's ``config.yaml`` stores the resolved values,
+    :mod:`resd_learner.precision`) and, for the vLLM backend, ``rollout.top_p_impl``. ``lines`` says, one
+    line per setting, what ``auto`` became and why, and when ``optim.lr_scale_float32`` changes the lr (the
+    trainer applies it; the config keeps ``optim.lr``). The run's ``config.yaml`` stores the resolved values,
     so anything comparing a finished run's settings with a new invocation's resolves the same way.
     """
     lines: list[str] = []
@@ -47,7 +47,8 @@ def resolve_auto_settings(config: RunConfig) -> tuple[RunConfig, list[str]]:
         config = with_dtype(config, dtype)
     if config.optim.lr_scale_float32 != 1.0 and config.model.dtype == "float32":
         lines.append(f"optim.lr_scale_float32={config.optim.lr_scale_float32:g} -> lr "
-                     f"{config.optim.lr_for('float32'):g} (optim.lr {config.optim.lr:g}; the student computes in float32)")
+                     f"{config.optim.lr_for('float32'):g} (optim.lr {config.optim.lr:g}; "
+                     "the student computes in float32)")
     if config.rollout.backend == "vllm" and config.rollout.top_p_impl == "auto":
         impl, why = resolve_top_p_impl("auto", on_gpu=distributed.has_cuda())
         lines.append(f"rollout.top_p_impl=auto -> {impl} ({why})")
