@@ -17,12 +17,14 @@ Two measurements with the quickstart's own model (the cached warm start), settin
    prompt prefill rather than writing. Then the same prefill with nothing shared between the prompts
    (each chat starts with its own number, so the prefix cache finds no common block), which shows
    what the prompts' common opening (its length in tokens is printed) saves. The first schema call of
-   each layout (the grammar compilation on the first) runs before these, as a warm-up.
+   each layout (the grammar compilation on the first) runs before these, as a warm-up. The playbook in
+   those prompts is empty unless ``--playbook`` names one a run saved (``RUN_DIR/records/playbook_<N>.md``,
+   the text the reflector reads); its entry ids then go into the reflection schema.
 
 All seconds are measured in this process, one after another; nothing else should run beside it.
 
     python benchmarks/generation_profile.py [--config configs/quickstart.yaml] [--prompts 128]
-        [--reflections 13] [--json] [overrides ...]
+        [--reflections 13] [--playbook RUN_DIR/records/playbook_000008.md] [--json] [overrides ...]
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ import argparse
 import cProfile
 import json
 import pstats
+import re
 import time
+from pathlib import Path
 
 from quickstart_setup import load_validation
 from resd_learner.context import schemas
@@ -71,6 +75,29 @@ def _one_per_task(samples: list) -> list:
     return first
 
 
+_ENTRY_ID = re.compile(r"^\[([^\]\s]+)\] helpful=\d+ harmful=\d+ :: ", re.MULTILINE)
+"""An entry line of a rendered playbook (:meth:`resd_learner.context.playbook.PlaybookEntry.render`)."""
+
+
+def read_playbook(path: str | None) -> tuple[str, list[str]]:
+    """The rendered playbook saved at ``path`` and its entry ids, in order; ``("", [])`` for None.
+
+    Raises:
+        SystemExit: the file is missing, or holds text but no entry line (not a saved playbook).
+    """
+    if path is None:
+        return "", []
+    file = Path(path)
+    if not file.is_file():
+        raise SystemExit(f"--playbook {path}: no such file; pass a playbook a run saved, RUN_DIR/records/playbook_<N>.md")
+    text = file.read_text(encoding="utf-8").strip()
+    ids = _ENTRY_ID.findall(text)
+    if text and not ids:
+        raise SystemExit(f"--playbook {path}: no entry line ('[id] helpful=H harmful=N :: text'); pass a playbook "
+                         "a run saved, RUN_DIR/records/playbook_<N>.md")
+    return text, ids
+
+
 def _common_prefix_length(sequences: list[list[int]]) -> int:
     """How many leading token ids every sequence has in common."""
     first, length = sequences[0], min(map(len, sequences))
@@ -83,12 +110,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--prompts", type=int, default=128, help="validation prompts (the split's first)")
     parser.add_argument("--reflections", type=int, default=13,
                         help="failed samples to reflect on (the quickstart's steps had 10-14)")
+    parser.add_argument("--playbook", default=None,
+                        help="a playbook a run saved (RUN_DIR/records/playbook_<N>.md) for the reflector prompts; default: empty")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("overrides", nargs="*", help="config overrides, key=value")
     args = parser.parse_args(argv)
     if args.prompts < 1 or args.reflections < 1:
         parser.error("--prompts and --reflections must be at least 1")
+    playbook, entry_ids = read_playbook(args.playbook)  # a bad file fails before the model loads
 
     setup = load_validation(args.config, args.overrides, args.prompts)
     config, dtype, tokenizer, tasks = setup.config, setup.dtype, setup.tokenizer, setup.tasks
@@ -108,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
                         response=s.response_text, reward=s.reward, success=False,
                         feedback=s.score.context_feedback, policy_feedback=s.score.feedback)
              for s in failed[: args.reflections]]
-    schema = schemas.reflection_schema([], max_tokens=ctx.max_reflection_tokens)
+    schema = schemas.reflection_schema(entry_ids, max_tokens=ctx.max_reflection_tokens)
     cap = schemas.generation_cap(ctx.max_reflection_tokens, [schema])
     temperature = config.rollout.temperature if ctx.temperature is None else ctx.temperature
 
@@ -122,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     reflections = {}
     for layout in PROMPT_LAYOUTS:
-        chats = [reflector_messages(v, "", max_slot_chars=ctx.max_slot_chars, layout=layout) for v in views]
+        chats = [reflector_messages(v, playbook, max_slot_chars=ctx.max_slot_chars, layout=layout) for v in views]
         reflect(chats, cap, reset=True, seed=1)  # warm-up: the grammar compiles on the first schema call
         after_reset, tokens = reflect(chats, cap, reset=True, seed=2)
         cached, _ = reflect(chats, cap, reset=False, seed=2)
@@ -136,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
                                "shared_prefix_tokens": _common_prefix_length(ids),
                                "seconds_after_reset": after_reset, "seconds_prompts_cached": cached,
                                "seconds_prefill_only_after_reset": prefill, "seconds_prefill_nothing_shared": unshared}
-    result = {"dtype": dtype, "validation": validation, "reflections": reflections}
+    result = {"dtype": dtype, "playbook_entries": len(entry_ids), "validation": validation, "reflections": reflections}
     if args.json:
         print(json.dumps(result))
         return result
@@ -148,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
     for layout, r in reflections.items():
         print(f"reflections, context.prompt_layout={layout}: {r['chats']} prompts, one failed sample of each task "
               f"({r['prompt_tokens']} prompt tokens, all opening with the same {r['shared_prefix_tokens']}), "
-              f"{r['generated_tokens']} tokens written under the schema")
+              f"{r['generated_tokens']} tokens written under the schema; playbook of {len(entry_ids)} entries")
         print(f"  after a prefix-cache reset  {r['seconds_after_reset']:7.1f} s")
         print(f"  the same, prompts cached    {r['seconds_prompts_cached']:7.1f} s")
         print(f"  prefill alone, after reset  {r['seconds_prefill_only_after_reset']:7.1f} s")

@@ -60,3 +60,27 @@ def test_common_prefix_length_counts_the_leading_ids_all_sequences_share(profile
     assert profile_script._common_prefix_length([[1, 2, 3, 4], [1, 2, 9], [1, 2, 3]]) == 2
     assert profile_script._common_prefix_length([[5, 6], [5, 6, 7]]) == 2  # one is a prefix of the other
     assert profile_script._common_prefix_length([[1], [2]]) == 0
+
+
+def test_read_playbook_returns_a_saved_playbook_and_its_ids_in_order(profile_script, tmp_path):
+    from resd_learner.context.playbook import Playbook
+
+    playbook = Playbook()
+    first = playbook.add("common_mistakes_to_avoid", "An amount of money needs a money-amount tag", step=1, update=0)
+    second = playbook.add("strategies_and_insights", "Copy the tag exactly", step=1, update=0)
+    playbook.tag(first.id, "helpful", update=1)
+    path = tmp_path / "playbook_000001.md"
+    path.write_text(playbook.render(), encoding="utf-8")
+    text, ids = profile_script.read_playbook(str(path))
+    assert text == playbook.render()
+    assert ids == [second.id, first.id]  # rendered section by section: strategies before common mistakes
+    assert profile_script.read_playbook(None) == ("", [])
+
+
+def test_read_playbook_refuses_a_missing_file_or_one_without_entries(profile_script, tmp_path):
+    with pytest.raises(SystemExit, match="no such file"):
+        profile_script.read_playbook(str(tmp_path / "absent.md"))
+    notes = tmp_path / "notes.md"
+    notes.write_text("# my notes\nnothing here\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="no entry line"):
+        profile_script.read_playbook(str(notes))
