@@ -83,14 +83,19 @@ def read_playbook(path: str | None) -> tuple[str, list[str]]:
     """The rendered playbook saved at ``path`` and its entry ids, in order; ``("", [])`` for None.
 
     Raises:
-        SystemExit: the file is missing, or holds text but no entry line (not a saved playbook).
+        SystemExit: the file is missing, is not UTF-8 text, or holds text but no entry line (not a saved
+            playbook).
     """
     if path is None:
         return "", []
     file = Path(path)
     if not file.is_file():
         raise SystemExit(f"--playbook {path}: no such file; pass a playbook a run saved, RUN_DIR/records/playbook_<N>.md")
-    text = file.read_text(encoding="utf-8").strip()
+    try:
+        text = file.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise SystemExit(f"--playbook {path}: not UTF-8 text ({exc.reason} at byte {exc.start}); pass a playbook "
+                         "a run saved, RUN_DIR/records/playbook_<N>.md") from None
     ids = _ENTRY_ID.findall(text)
     if text and not ids:
         raise SystemExit(f"--playbook {path}: no entry line ('[id] helpful=H harmful=N :: text'); pass a playbook "

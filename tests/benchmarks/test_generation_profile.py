@@ -77,10 +77,14 @@ def test_read_playbook_returns_a_saved_playbook_and_its_ids_in_order(profile_scr
     assert profile_script.read_playbook(None) == ("", [])
 
 
-def test_read_playbook_refuses_a_missing_file_or_one_without_entries(profile_script, tmp_path):
+def test_read_playbook_refuses_a_missing_file_one_without_entries_or_binary_bytes(profile_script, tmp_path):
     with pytest.raises(SystemExit, match="no such file"):
         profile_script.read_playbook(str(tmp_path / "absent.md"))
     notes = tmp_path / "notes.md"
     notes.write_text("# my notes\nnothing here\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="no entry line"):
         profile_script.read_playbook(str(notes))
+    binary = tmp_path / "weights.bin"
+    binary.write_bytes(b"\x80\xff\x00 not text")
+    with pytest.raises(SystemExit, match="not UTF-8 text"):
+        profile_script.read_playbook(str(binary))
